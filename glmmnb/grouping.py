@@ -1,0 +1,82 @@
+"""Turn group labels into the nested levels the inner solver works on.
+
+Labels are coded like R factors (sorted unique values).  A nested level is
+coded by the pair (enclosing group, own label), as nlme's ``~1 | a/b`` does, so
+field ``"f1"`` on slide 1 and field ``"f1"`` on slide 2 are different groups.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .lmm import Level
+
+__all__ = ["factorize", "build_levels"]
+
+
+def factorize(labels):
+    """Sorted unique labels and the code of each row.
+
+    Parameters
+    ----------
+    labels : array_like, shape (nobs,)
+        Group labels (numbers or strings).
+
+    Returns
+    -------
+    codes : ndarray of int
+    uniques : ndarray
+
+    Examples
+    --------
+    >>> factorize(["b", "a", "b"])
+    (array([1, 0, 1]), array(['a', 'b'], dtype='<U1'))
+    """
+    uniques, codes = np.unique(np.asarray(labels), return_inverse=True)
+    return codes.reshape(-1), uniques
+
+
+def build_levels(groups, nested, k_re, zcols_inner=0):
+    """Levels for a random part: ``groups`` with ``k_re`` coefficients, then nested.
+
+    Parameters
+    ----------
+    groups : array_like, shape (nobs,)
+        Outermost grouping labels.
+    nested : sequence of (str, array_like)
+        Inner levels, outermost first, each with a random intercept; their
+        labels need only be unique within the enclosing group.
+    k_re : int
+        Random coefficients of the outermost level (columns ``0 .. k_re - 1``
+        of Z).
+    zcols_inner : int
+        Column of Z holding the ones that the nested intercepts use.
+
+    Returns
+    -------
+    levels : list of Level
+        Outermost first.
+    labels : list of ndarray
+        Each level's group labels; for nested levels the labels are tuples
+        ``(outer label, ..., own label)`` joined with ``"/"`` like nlme.
+
+    Examples
+    --------
+    >>> levels, labels = build_levels(["a", "a", "b"], [("cell", [1, 2, 1])], 1)
+    >>> [lev.n_groups for lev in levels], list(labels[1])
+    ([2, 3], ['a/1', 'a/2', 'b/1'])
+    """
+    codes, uniques = factorize(groups)
+    levels = [Level(codes, len(uniques), tuple(range(k_re)), None, "groups")]
+    names = [uniques]
+    for name, lab in nested:
+        inner_codes, inner_uniques = factorize(lab)
+        key = codes.astype(np.int64) * len(inner_uniques) + inner_codes
+        keys, new_codes = np.unique(key, return_inverse=True)
+        parent = keys // len(inner_uniques)
+        labels = np.char.add(np.char.add(names[-1][parent].astype(str), "/"),
+                             inner_uniques[keys % len(inner_uniques)].astype(str))
+        levels.append(Level(new_codes.reshape(-1), len(keys), (zcols_inner,), parent, name))
+        names.append(labels)
+        codes = new_codes.reshape(-1)
+    return levels, names

@@ -1,0 +1,326 @@
+"""The model class: data, formula handling and ``fit``."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from statsmodels.base import model as base
+from statsmodels.formula.formulatools import advance_eval_env
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from . import _formula, _validation
+from .ddf import nlme_ddf
+from .grouping import build_levels
+from .pql import fit_pql
+from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
+from .theta import estimate_theta
+
+__all__ = ["NegBinMixedGLM"]
+
+
+def _take(values, keep):
+    if values is None or keep is None:
+        return values
+    if isinstance(values, (pd.Series, pd.DataFrame)):
+        return values.loc[keep]
+    return np.asarray(values)[keep]
+
+
+class NegBinMixedGLM(base.LikelihoodModel):
+    """Negative-binomial GLMM with a log link, fitted by PQL.
+
+    ``log E[y | b] = X beta + Z b + offset`` with ``Var(y | b) = mu + mu^2 /
+    theta``.  The random part is a random intercept per group, correlated
+    random coefficients per group (``exog_re``), and optionally random
+    intercepts of factors nested in the groups (``vc_groups``).
+
+    Parameters
+    ----------
+    endog : array_like, shape (nobs,)
+        Counts.
+    exog : array_like, shape (nobs, p)
+        Fixed-effects design (include a constant for an intercept).
+    groups : array_like, shape (nobs,)
+        Group labels (R: the ``slide`` in ``random = ~ 1 | slide``).
+    exog_re : array_like, shape (nobs, q), optional
+        Random-coefficient design for the groups; default a random intercept.
+    vc_groups : dict of str -> array_like, optional
+        Labels of factors nested in the groups, outermost first, each with a
+        random intercept (R: ``random = ~ 1 | groups/slide``).
+    offset : array_like, optional
+        Offset on the log scale.
+    exposure : array_like, optional
+        Exposure; its log is added to the offset.
+    theta : float, optional
+        NB2 shape.  ``None`` estimates it as the ML theta of the
+        fixed-effects NB GLM (R: ``MASS::glm.nb(fixed)$theta``); a positive
+        number fixes it; ``numpy.inf`` is the Poisson limit.
+    missing : {"none", "drop", "raise"}
+        Missing values: ``"drop"`` drops the rows, the others raise
+        :class:`statsmodels.tools.sm_exceptions.MissingDataError`.
+    **kwargs
+        Passed to statsmodels' model base (formula bookkeeping).
+
+    See Also
+    --------
+    MASS::glmmPQL : the R function whose results this reproduces.
+    statsmodels.regression.mixed_linear_model.MixedLM : the Gaussian analogue.
+
+    Examples
+    --------
+    >>> from glmmnb import NegBinMixedGLM
+    >>> from glmmnb.datasets import microscopy
+    >>> dat = microscopy.load_pandas().data
+    >>> res = NegBinMixedGLM.from_formula("counts ~ RNAi", dat, groups="slide").fit()
+    >>> res.params.round(4).tolist(), res.ddf.tolist()
+    ([1.6174, 0.3988], [196, 2])
+    """
+
+    def __init__(self, endog, exog, groups, exog_re=None, vc_groups=None, offset=None,
+                 exposure=None, theta=None, missing="none", **kwargs):
+        vc_groups = dict(vc_groups or {})
+        arrays = {"endog": endog, "exog": exog, "groups": groups, "exog_re": exog_re,
+                  "offset": offset, "exposure": exposure}
+        arrays.update({f"vc_groups[{k!r}]": v for k, v in vc_groups.items()})
+        keep = _validation.missing_mask(arrays, missing, getattr(endog, "index", None))
+        if keep is not None:
+            endog, exog, groups, exog_re, offset, exposure = (
+                _take(a, keep) for a in (endog, exog, groups, exog_re, offset, exposure))
+            vc_groups = {k: _take(v, keep) for k, v in vc_groups.items()}
+        self.n_dropped = 0 if keep is None else int((~keep).sum())
+        kwargs.pop("missing_idx", None)
+        super().__init__(endog, exog, groups=groups, exog_re=exog_re, offset=offset,
+                         exposure=exposure, missing="none", **kwargs)
+        self.theta = _validation.check_theta(theta)
+        self.vc_groups = vc_groups
+        self.missing = missing
+        self._init_keys.extend(["theta", "vc_groups"])
+        self._setup()
+
+    def _setup(self):
+        index = getattr(self.data, "row_labels", None)
+        self.endog = _validation.check_counts(self.endog, self.endog_names, index)
+        self.exog = _validation.check_design(self.exog, self.exog_names)
+        nobs = self.endog.shape[0]
+        self.groups = _validation.check_groups(self.groups, nobs)
+        self._offset = _validation.check_offset(self.offset, self.exposure, nobs, index)
+        if self.exog_re is None:
+            Z = np.ones((nobs, 1))
+            names = getattr(self.data, "exog_re_names", None) or ["Group"]
+        else:
+            Z = np.asarray(self.exog_re, dtype=float).reshape(nobs, -1)
+            names = getattr(self.data, "exog_re_names", None) or [
+                f"re{j + 1}" for j in range(Z.shape[1])]
+        k_re = Z.shape[1]
+        nested = [(k, _validation.check_groups(v, nobs, f"vc_groups[{k!r}]"))
+                  for k, v in self.vc_groups.items()]
+        if nested:
+            Z = np.column_stack([Z, np.ones(nobs)])
+        self.levels, self.group_labels = build_levels(self.groups, nested, k_re, Z.shape[1] - 1)
+        self._Z = Z
+        self.k_re = k_re
+        self.exog_re_names = list(names)
+        self.data.exog_re_names = self.exog_re_names
+        self.vc_names = [k for k, _ in nested]
+        self.n_groups = self.levels[0].n_groups
+        self.nobs = float(nobs)
+        if nobs <= self.exog.shape[1]:
+            raise ValueError(f"{nobs} observations cannot estimate {self.exog.shape[1]} "
+                             "fixed effects; more rows are needed")
+
+    def initialize(self):
+        """Set the model degrees of freedom (statsmodels' convention)."""
+        self.df_model = float(np.linalg.matrix_rank(self.exog) - 1)
+        self.df_resid = float(self.exog.shape[0] - np.linalg.matrix_rank(self.exog))
+
+    @classmethod
+    def from_formula(cls, formula, data, groups=None, re_formula=None, vc_formula=None,
+                     offset=None, exposure=None, theta=None, missing="none", subset=None,
+                     *args, **kwargs):
+        """Create a model from a formula and a DataFrame.
+
+        Parameters
+        ----------
+        formula : str
+            Fixed part, e.g. ``"counts ~ RNAi"`` (patsy syntax, treatment
+            contrasts: the names match R's ``(Intercept)``, ``RNAiTarget``
+            as ``Intercept``, ``RNAi[T.Target]``).
+        data : pandas.DataFrame
+            The data; it is never modified.
+        groups : str or array_like
+            Column name or labels of the groups (R: ``random = ~ 1 | slide``).
+        re_formula : str, optional
+            Random coefficients of the groups, e.g. ``"~area"`` (intercept and
+            slope, R: ``~ area | slide``) or ``"0 + area"``; default a random
+            intercept.
+        vc_formula : dict of str -> str, optional
+            Factors nested in the groups, each ``"0 + C(col)"`` (R:
+            ``~ 1 | groups/col``); the groups keep their random intercept.
+        offset, exposure : str or array_like, optional
+            Column name or values; ``exposure`` enters as its log.
+        theta : float, optional
+            Fixed NB2 shape; ``None`` estimates it (R: ``glm.nb``).
+        missing : {"none", "drop", "raise"}
+            Missing-value policy over every column the model uses.
+        subset : array_like, optional
+            Row labels or boolean mask selecting rows of ``data``.
+        *args, **kwargs
+            Passed to the model constructor.
+
+        Returns
+        -------
+        NegBinMixedGLM
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> dat = microscopy.load_pandas().data
+        >>> NegBinMixedGLM.from_formula("counts ~ RNAi", dat, groups="slide").exog_names
+        ['Intercept', 'RNAi[T.Target]']
+        """
+        extra = {"groups": groups, "offset": offset, "exposure": exposure}
+        names = {k: v if isinstance(v, str) else k for k, v in extra.items()}
+        extra = {k: _resolve_column(data, v, k) for k, v in extra.items()}
+        if extra["groups"] is None:
+            raise ValueError("groups is required: a column name or an array of group labels")
+        if subset is not None:
+            data = data.loc[subset]
+            extra = {k: None if v is None else v.loc[data.index] for k, v in extra.items()}
+        cols = _formula.referenced_columns(data, formula, re_formula, *(vc_formula or {}).values())
+        arrays = {f"column {c!r}": data[c] for c in cols}
+        arrays.update({f"{k} ({names[k]!r})": v for k, v in extra.items() if v is not None})
+        keep = _validation.missing_mask(arrays, missing, data.index)
+        if keep is not None:
+            data = data.loc[keep]
+            extra = {k: None if v is None else v.loc[keep] for k, v in extra.items()}
+        group_name = names["groups"] if names["groups"] != "groups" else "Group"
+        exog_re, re_names = None, [group_name]
+        if re_formula is not None:
+            exog_re, re_names = _formula.re_design(re_formula, data, group_name)
+        vc_groups = {k: _formula.nested_labels(k, v, data) for k, v in (vc_formula or {}).items()}
+        advance_eval_env(kwargs)
+        mod = super().from_formula(
+            formula, data, *args, groups=extra["groups"], exog_re=exog_re, vc_groups=vc_groups,
+            offset=extra["offset"], exposure=extra["exposure"], theta=theta,
+            missing="none", **kwargs)
+        mod.exog_re_names = mod.data.exog_re_names = re_names
+        mod.re_formula, mod.vc_formula, mod.group_name = re_formula, vc_formula, group_name
+        mod.n_dropped = 0 if keep is None else int((~keep).sum())
+        return mod
+
+    def fit(self, maxiter=10, tol=1e-6, **kwargs):
+        """Fit by penalized quasi-likelihood, as ``MASS::glmmPQL``.
+
+        Parameters
+        ----------
+        maxiter : int
+            Maximum number of inner linear mixed-model fits (R's ``niter``,
+            default 10 as in R).
+        tol : float
+            The stopping rule ``sum((eta - etaold)^2) < tol * sum(eta^2)``
+            (R hard-codes 1e-6; pass a smaller value for a tighter fit).
+        **kwargs
+            Not used; accepted for statsmodels compatibility.
+
+        Returns
+        -------
+        NegBinMixedGLMResultsWrapper
+
+        Warns
+        -----
+        ConvergenceWarning
+            If the stopping rule did not hold within ``maxiter`` fits; the
+            results then have ``converged = False``.
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> dat = microscopy.load_pandas().data
+        >>> res = NegBinMixedGLM.from_formula("counts ~ RNAi", dat, groups="slide").fit()
+        >>> round(res.theta, 4), res.converged, res.n_iter
+        (25.3326, True, 1)
+        """
+        y, X = self.endog, self.exog
+        theta_fit, glm = None, None
+        if self.theta is None:
+            theta_fit = estimate_theta(y, X, self._offset)
+            theta, glm = theta_fit.theta, theta_fit.glm
+            if theta_fit.at_limit:
+                warnings.warn("the ML theta ran off to infinity: the data show no "
+                              "overdispersion; the fit is the Poisson limit. Consider "
+                              "a Poisson GLMM", UserWarning, stacklevel=2)
+        else:
+            theta = self.theta
+        pql = fit_pql(y, X, self._offset, theta, self._Z, self.levels,
+                      maxiter=maxiter, tol=tol, glm=glm)
+        if not pql.converged:
+            warnings.warn(f"PQL did not converge in {maxiter} iterations (the change in "
+                          "eta stayed above tol); increase maxiter", ConvergenceWarning,
+                          stacklevel=2)
+        nobs, p = X.shape
+        scale = pql.lmm.scale
+        # summary.lme inflates ML standard errors by N / (N - p) (adjustSigma);
+        # bse, t and p-values follow it so that they match R's printed table.
+        normalized = pql.lmm.cov_params / scale * nobs / (nobs - p)
+        res = NegBinMixedGLMResults(
+            self, pql.lmm.params, normalized, scale, pql=pql, theta=theta,
+            theta_fit=theta_fit, ddf=nlme_ddf(X, [lev.codes for lev in self.levels]),
+            fit_options={"maxiter": maxiter, "tol": tol})
+        return NegBinMixedGLMResultsWrapper(res)
+
+    def predict(self, params, exog=None, offset=None, exposure=None, linear=False):
+        """Population-level mean (random effects at zero).
+
+        Parameters
+        ----------
+        params : ndarray
+            Fixed effects.
+        exog : array_like, optional
+            Design; default the model's.
+        offset, exposure : array_like, optional
+            For new rows; default zero (or the model's, with the model's exog).
+        linear : bool
+            Return the linear predictor instead of the mean.
+
+        Returns
+        -------
+        ndarray
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from glmmnb import NegBinMixedGLM
+        >>> m = NegBinMixedGLM(np.array([1., 2, 3, 4]), np.ones((4, 1)), [0, 0, 1, 1])
+        >>> m.predict(np.array([0.0]), np.ones((1, 1)))
+        array([1.])
+        """
+        if exog is None:
+            exog, off = self.exog, self._offset
+        else:
+            exog = np.asarray(exog, dtype=float)
+            off = _validation.check_offset(offset, exposure, exog.shape[0])
+        eta = exog @ np.asarray(params) + off
+        return eta if linear else np.exp(eta)
+
+    def loglike(self, params):
+        """Not available: PQL maximises no likelihood (R reports NA too)."""
+        return np.nan
+
+
+def _resolve_column(data, value, what):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in data.columns:
+            raise KeyError(f"{what} column {value!r} is not in the data; "
+                           f"columns are {list(data.columns)}")
+        return data[value]
+    values = np.asarray(value)
+    if values.shape[0] != data.shape[0]:
+        raise ValueError(f"{what} has {values.shape[0]} rows but the data have {data.shape[0]}")
+    return pd.Series(values.reshape(len(values), -1)[:, 0] if values.ndim > 1 else values,
+                     index=data.index)
