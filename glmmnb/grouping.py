@@ -63,7 +63,7 @@ def build_levels(groups, nested, k_re, zcols_inner=0):
     Examples
     --------
     >>> levels, labels = build_levels(["a", "a", "b"], [("cell", [1, 2, 1])], 1)
-    >>> [lev.n_groups for lev in levels], list(labels[1])
+    >>> [lev.n_groups for lev in levels], labels[1].tolist()
     ([2, 3], ['a/1', 'a/2', 'b/1'])
     """
     codes, uniques = factorize(groups)

@@ -169,7 +169,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         ddf = np.array([self.ddf[row != 0].min() if np.any(row != 0) else self.df_resid
                         for row in R], dtype=float)
         return ContrastResults(effect=plain.effect, t=plain.tvalue, sd=plain.sd,
-                               df_denom=ddf)
+                               df_denom=ddf[0] if ddf.size == 1 else ddf)
 
     @cached_property
     def llf(self):

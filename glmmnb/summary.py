@@ -61,7 +61,7 @@ def random_effects_table(res):
     group = getattr(res.model, "group_name", "Group")
     rows, var = [], []
     for j, name in enumerate(names):
-        rows.append(f"{group}: {name}" if name != group else f"{group}: (Intercept)")
+        rows.append(f"{group}: {_r_name(name, group)}")
         var.append(cov[j, j])
     for name, v in zip(res.vc_names, np.asarray(res.vcomp)):
         rows.append(f"{name} (in {group}): (Intercept)")
@@ -74,8 +74,14 @@ def random_effects_table(res):
     for j in range(len(names)):
         for k in range(j):
             corr = cov[j, k] / (sd[j] * sd[k]) if sd[j] * sd[k] > 0 else np.nan
-            table.loc[f"{group}: Corr({names[k]}, {names[j]})"] = [np.nan, corr]
+            label = [_r_name(names[i], group) for i in (k, j)]
+            table.loc[f"{group}: Corr({label[0]}, {label[1]})"] = [np.nan, corr]
     return table
+
+
+def _r_name(name, group):
+    """R's label for a random coefficient: MixedLM names the intercept after the group."""
+    return "(Intercept)" if name == group else name
 
 
 def _theta_text(res):
