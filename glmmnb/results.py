@@ -269,6 +269,77 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
             return self.fittedvalues
         return super().predict(exog, transform, *args, **kwargs)
 
+    def rate_ratios(self, alpha=0.05):
+        """Incidence-rate ratios ``exp(params)`` with t-based confidence limits.
+
+        For a log link these are the multiplicative effects on the expected
+        count per cell (R: ``exp(fixef(fit))``, with ``exp(intervals(fit))``).
+
+        Parameters
+        ----------
+        alpha : float
+            1 - confidence level.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``IRR`` and the interval limits, one row per effect.
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> res = NegBinMixedGLM.from_formula(
+        ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+        >>> res.rate_ratios()["IRR"].round(3).tolist()
+        [5.04, 1.49]
+        """
+        ci = np.exp(np.asarray(self.conf_int(alpha)))
+        return pd.DataFrame({"IRR": np.exp(np.asarray(self.params)),
+                             f"[{alpha / 2:g}": ci[:, 0], f"{1 - alpha / 2:g}]": ci[:, 1]},
+                            index=list(self.model.exog_names))
+
+    def subsample(self, size, n_rep, random_state=None, n_jobs=1, progress=False,
+                  **fit_kwargs):
+        """The tutorial's subsampling study: refit on random subsets of rows.
+
+        Theta is held at this fit's value; see :func:`glmmnb.subsample.subsample`.
+
+        Parameters
+        ----------
+        size : int
+            Rows per subset.
+        n_rep : int
+            Number of subsets.
+        random_state : int or numpy.random.Generator, optional
+            Seed; the numbers do not depend on ``n_jobs``.
+        n_jobs : int
+            joblib workers (a Dask cluster through joblib's dask backend).
+        progress : bool
+            Show a tqdm progress bar.
+        **fit_kwargs
+            Passed to each refit.
+
+        Returns
+        -------
+        glmmnb.subsample.SubsampleResults
+            ``.params`` and ``.pvalues`` DataFrames, ``summary()`` of the
+            p-value quantiles like R's ``summary(pvals)``.
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> res = NegBinMixedGLM.from_formula(
+        ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+        >>> res.subsample(100, 10, random_state=0).pvalues.shape
+        (10, 2)
+        """
+        from .subsample import subsample
+
+        return subsample(self, size, n_rep, random_state=random_state, n_jobs=n_jobs,
+                         progress=progress, **fit_kwargs)
+
     def summary(self, alpha=0.05):
         """Summary table in R's terms (text, HTML and LaTeX).
 
