@@ -61,7 +61,7 @@ def nested_labels(name, vc, data, eval_env=None):
             f"vc_formula[{name!r}] = {vc!r} is not supported: each variance component "
             "must be a random intercept of a factor nested in the groups, written "
             "'0 + C(column)' (R: ~ 1 | groups/column). Random slopes are supported "
-            "for the groups through re_formula")
+            "for the groups through re_formula; crossed random effects are not supported")
     return np.asarray(pd.Index(mat.argmax(axis=1)))
 
 

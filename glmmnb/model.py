@@ -181,6 +181,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
         >>> NegBinMixedGLM.from_formula("counts ~ RNAi", dat, groups="slide").exog_names
         ['Intercept', 'RNAi[T.Target]']
         """
+        _reject_crossed(groups)
         extra = {"groups": groups, "offset": offset, "exposure": exposure}
         names = {k: v if isinstance(v, str) else k for k, v in extra.items()}
         extra = {k: _resolve_column(data, v, k) for k, v in extra.items()}
@@ -309,6 +310,24 @@ class NegBinMixedGLM(base.LikelihoodModel):
     def loglike(self, params):
         """Not available: PQL maximises no likelihood (R reports NA too)."""
         return np.nan
+
+
+_SUPPORTED = (
+    "supported structures are one grouping factor with a random intercept or "
+    "correlated random coefficients (re_formula, R: ~ x | g) and random "
+    "intercepts nested in it (vc_formula={'b': '0 + C(b)'}, R: ~ 1 | g/b)")
+
+
+def _reject_crossed(groups):
+    """Several grouping columns would be crossed random effects, which PQL here does not fit."""
+    several = isinstance(groups, pd.DataFrame) or (
+        isinstance(groups, (list, tuple)) and len(groups) > 1
+        and all(isinstance(g, str) for g in groups))
+    if several:
+        raise NotImplementedError(
+            f"groups={list(groups)!r} asks for crossed random effects, which are not "
+            f"supported; {_SUPPORTED}. For nested factors pass the outermost as groups "
+            "and the others in vc_formula")
 
 
 def _resolve_column(data, value, what):
