@@ -17,6 +17,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "matplotlib.sphinxext.plot_directive",
     "reference_table",
+    "runblock",
 ]
 autosummary_generate = True
 napoleon_google_docstring = False
