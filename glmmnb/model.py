@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import warnings
 
 import numpy as np
 import pandas as pd
 from statsmodels.base import model as base
+from statsmodels.base.data import PandasData
+from statsmodels.formula._manager import FormulaManager
 from statsmodels.formula.formulatools import advance_eval_env
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
+from patsy import PatsyError
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, MissingDataError
 
 from . import _formula, _validation
 from .ddf import nlme_ddf
@@ -63,6 +68,18 @@ class NegBinMixedGLM(base.LikelihoodModel):
     **kwargs
         Passed to statsmodels' model base (formula bookkeeping).
 
+    Notes
+    -----
+    Inputs are checked before any fitting (:mod:`glmmnb._validation`): a
+    missing value, a negative, infinite, all-zero or constant response, a
+    non-finite design, offset or exposure, ``exposure <= 0``, collinear
+    fixed effects or inputs of different lengths raise an error naming the
+    input and rows.  Non-integer counts are kept with a warning, as R's
+    ``glm`` keeps them.  Fits that can go on but deserve care warn: a single
+    group, one row per group, groups whose counts are all zero, a theta that
+    runs off to infinity, a fixed effect with 0 denominator df (NaN p-value,
+    as in R) and PQL non-convergence; the summary repeats these.
+
     See Also
     --------
     MASS::glmmPQL : the R function whose results this reproduces.
@@ -91,6 +108,9 @@ class NegBinMixedGLM(base.LikelihoodModel):
             vc_groups = {k: _take(v, keep) for k, v in vc_groups.items()}
         self.n_dropped = 0 if keep is None else int((~keep).sum())
         kwargs.pop("missing_idx", None)
+        # statsmodels' own check: an unknown keyword (e.g. weights=) warns
+        # instead of being silently ignored.
+        self._check_kwargs(kwargs)
         super().__init__(endog, exog, groups=groups, exog_re=exog_re, offset=offset,
                          exposure=exposure, missing="none", **kwargs)
         self.theta = _validation.check_theta(theta)
@@ -98,6 +118,9 @@ class NegBinMixedGLM(base.LikelihoodModel):
         self.missing = missing
         self._init_keys.extend(["theta", "vc_groups"])
         self._setup()
+        # remove_data() wipes these too (statsmodels lists only endog/exog).
+        self._data_attr.extend(
+            ["groups", "exog_re", "offset", "exposure", "_offset", "_Z", "levels"])
 
     def _setup(self):
         index = getattr(self.data, "row_labels", None)
@@ -113,12 +136,14 @@ class NegBinMixedGLM(base.LikelihoodModel):
             Z = np.asarray(self.exog_re, dtype=float).reshape(nobs, -1)
             names = getattr(self.data, "exog_re_names", None) or [
                 f"re{j + 1}" for j in range(Z.shape[1])]
+            Z = _validation.check_exog_re(Z, names)
         k_re = Z.shape[1]
         nested = [(k, _validation.check_groups(v, nobs, f"vc_groups[{k!r}]"))
                   for k, v in self.vc_groups.items()]
         if nested:
             Z = np.column_stack([Z, np.ones(nobs)])
         self.levels, self.group_labels = build_levels(self.groups, nested, k_re, Z.shape[1] - 1)
+        _validation.check_grouping(self.endog, self.levels[0].codes, self.group_labels[0])
         self._Z = Z
         self.k_re = k_re
         self.exog_re_names = list(names)
@@ -203,13 +228,16 @@ class NegBinMixedGLM(base.LikelihoodModel):
             exog_re, re_names = _formula.re_design(re_formula, data, group_name)
         vc_groups = {k: _formula.nested_labels(k, v, data) for k, v in (vc_formula or {}).items()}
         advance_eval_env(kwargs)
-        mod = super().from_formula(
-            formula, data, *args, groups=extra["groups"], exog_re=exog_re, vc_groups=vc_groups,
-            offset=extra["offset"], exposure=extra["exposure"], theta=theta,
-            missing="none", **kwargs)
+        with _transform_nan_is_missing(formula):
+            mod = super().from_formula(
+                formula, data, *args, groups=extra["groups"], exog_re=exog_re,
+                vc_groups=vc_groups, offset=extra["offset"], exposure=extra["exposure"],
+                theta=theta, missing="none", **kwargs)
         mod.exog_re_names = mod.data.exog_re_names = re_names
         mod.re_formula, mod.vc_formula, mod.group_name = re_formula, vc_formula, group_name
         mod.n_dropped = 0 if keep is None else int((~keep).sum())
+        if type(mod.data) is PandasData:
+            mod.data.__class__ = _FormulaData  # picklable anywhere (see _FormulaData)
         return mod
 
     def fit(self, maxiter=10, tol=1e-6, **kwargs):
@@ -230,11 +258,25 @@ class NegBinMixedGLM(base.LikelihoodModel):
         -------
         NegBinMixedGLMResultsWrapper
 
+        Raises
+        ------
+        ValueError
+            If ``maxiter`` or ``tol`` is invalid.
+        FloatingPointError
+            If the fit breaks down (zero residual variance, non-finite
+            estimates) instead of returning NaN.
+
         Warns
         -----
         ConvergenceWarning
             If the stopping rule did not hold within ``maxiter`` fits; the
-            results then have ``converged = False``.
+            results then have ``converged = False``.  Also if the ``glm.nb``
+            estimate of theta did not converge.
+        UserWarning
+            If theta ran off to infinity (no overdispersion: the Poisson
+            limit, flagged ``theta_at_limit`` and noted in the summary), if a
+            fixed effect has 0 denominator df (NaN p-value, as in R), or if
+            ``fit`` was given keywords it does not use.
 
         Examples
         --------
@@ -245,17 +287,11 @@ class NegBinMixedGLM(base.LikelihoodModel):
         >>> round(res.theta, 4), res.converged, res.n_iter
         (25.3326, True, 1)
         """
+        maxiter, tol = _validation.check_fit_options(maxiter, tol)
+        _validation.check_fit_kwargs(kwargs)
         y, X = self.endog, self.exog
-        theta_fit, glm = None, None
-        if self.theta is None:
-            theta_fit = estimate_theta(y, X, self._offset)
-            theta, glm = theta_fit.theta, theta_fit.glm
-            if theta_fit.at_limit:
-                warnings.warn("the ML theta ran off to infinity: the data show no "
-                              "overdispersion; the fit is the Poisson limit. Consider "
-                              "a Poisson GLMM", UserWarning, stacklevel=2)
-        else:
-            theta = self.theta
+        theta, theta_fit = self._theta_for_fit()
+        glm = None if theta_fit is None else theta_fit.glm
         pql = fit_pql(y, X, self._offset, theta, self._Z, self.levels,
                       maxiter=maxiter, tol=tol, glm=glm)
         if not pql.converged:
@@ -267,11 +303,36 @@ class NegBinMixedGLM(base.LikelihoodModel):
         # summary.lme inflates ML standard errors by N / (N - p) (adjustSigma);
         # bse, t and p-values follow it so that they match R's printed table.
         normalized = pql.lmm.cov_params / scale * nobs / (nobs - p)
+        _validation.check_fit_finite(pql.lmm.params, np.sqrt(np.diag(normalized) * scale),
+                                     scale, self.exog_names)
+        ddf = nlme_ddf(X, [lev.codes for lev in self.levels])
+        _validation.check_ddf(ddf, self.exog_names)
         res = NegBinMixedGLMResults(
             self, pql.lmm.params, normalized, scale, pql=pql, theta=theta,
-            theta_fit=theta_fit, ddf=nlme_ddf(X, [lev.codes for lev in self.levels]),
-            fit_options={"maxiter": maxiter, "tol": tol})
+            theta_fit=theta_fit, ddf=ddf, fit_options={"maxiter": maxiter, "tol": tol})
         return NegBinMixedGLMResultsWrapper(res)
+
+    def _theta_for_fit(self):
+        """The theta PQL holds fixed, and the glm.nb fit that estimated it (or None).
+
+        A runaway estimate (no overdispersion) is flagged ``at_limit`` even
+        when the optimiser stopped short of ``THETA_MAX``, so that the warning
+        and the summary note never depend on where it happened to stop.
+        """
+        if self.theta is not None:
+            return self.theta, None
+        fit = estimate_theta(self.endog, self.exog, self._offset)
+        if not fit.at_limit and _validation.theta_ran_away(fit.theta, fit.glm.mu):
+            fit = dataclasses.replace(fit, at_limit=True)
+        if fit.at_limit:
+            warnings.warn(f"the ML theta ran off towards infinity (stopped at {fit.theta:.3g}): "
+                          "the data show no overdispersion and the fit is the Poisson limit; "
+                          "consider a Poisson GLMM (theta=numpy.inf)", UserWarning, stacklevel=3)
+        elif not fit.converged:
+            warnings.warn(f"the glm.nb estimate of theta did not converge (last value "
+                          f"{fit.theta:.4g}); the PQL fit uses it as it stands",
+                          ConvergenceWarning, stacklevel=3)
+        return fit.theta, fit
 
     def predict(self, params, exog=None, offset=None, exposure=None, linear=False):
         """Population-level mean (random effects at zero).
@@ -330,6 +391,20 @@ def _reject_crossed(groups):
             "and the others in vc_formula")
 
 
+@contextlib.contextmanager
+def _transform_nan_is_missing(formula):
+    """Turn patsy's NaN error into MissingDataError: the raw columns were already clean,
+    so a transform in the formula (e.g. ``np.log`` of a negative) made the NaN."""
+    try:
+        yield
+    except PatsyError as err:
+        if "missing values" not in str(err):
+            raise
+        raise MissingDataError(
+            f"the formula {formula!r} produces missing values (a transform such as "
+            "np.log of a negative number?); transform or filter the data first") from err
+
+
 def _resolve_column(data, value, what):
     if value is None:
         return None
@@ -343,3 +418,35 @@ def _resolve_column(data, value, what):
         raise ValueError(f"{what} has {values.shape[0]} rows but the data have {data.shape[0]}")
     return pd.Series(values.reshape(len(values), -1)[:, 0] if values.ndim > 1 else values,
                      index=data.index)
+
+
+class _FormulaData(PandasData):
+    """statsmodels' pandas data whose formula spec survives pickling anywhere.
+
+    ``PandasData.__setstate__`` rebuilds the formula spec in a namespace it
+    finds by guessing a stack depth, and fails (``AttributeError``) when
+    ``pickle.load`` runs at module level.  Here the formula is evaluated with
+    numpy available as ``np``/``numpy`` first, and only then by statsmodels'
+    guess; if both fail the results still load, without formula prediction.
+    """
+
+    def __setstate__(self, d):
+        if d.pop("restore_model_spec", False):
+            d["model_spec"] = _rebuild_spec(d)
+        self.__dict__.update(d)
+
+
+def _rebuild_spec(d):
+    frame = d.get("frame")
+    if frame is None:
+        return None
+    mgr = FormulaManager()
+    for env in ({"np": np, "numpy": np}, 2, 3, 1, 0, 4):
+        try:
+            mgr.get_matrices(d["formula"], frame, eval_env=env, pandas=True)
+            return mgr.spec
+        except Exception:  # noqa: BLE001 - any failure means "try the next namespace"
+            continue
+    warnings.warn(f"could not rebuild the formula {d['formula']!r} after unpickling; "
+                  "predict() on new data frames is unavailable", UserWarning, stacklevel=2)
+    return None

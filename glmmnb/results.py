@@ -101,6 +101,8 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         self._level_labels = model.group_labels
         self.exog_re_names = list(model.exog_re_names)
         self.vc_names = list(model.vc_names)
+        # per-row arrays that remove_data() should drop; the summary does not need them
+        self._data_attr.extend(["fittedvalues", "resid"])
 
     @cached_property
     def pvalues(self):

@@ -87,8 +87,10 @@ def _r_name(name, group):
 def _theta_text(res):
     if res.theta_source == "fixed":
         return f"{res.theta:.4g} (fixed)"
-    note = " (no overdispersion: Poisson limit)" if res.theta_at_limit else ""
-    return f"{res.theta:.4f} (ML of glm.nb, SE {res.se_theta:.3g}){note}"
+    if res.theta_at_limit:
+        # the digits of a runaway estimate mean nothing; say what it is instead
+        return f"{res.theta:.3g} (runaway: Poisson limit)"
+    return f"{res.theta:.4f} (ML of glm.nb, SE {res.se_theta:.3g})"
 
 
 def _model_info(res):
@@ -114,12 +116,30 @@ def _model_info(res):
     return info
 
 
-def _formatted(table, formats, default):
+def _formatted(table, formats, default, na_rep=""):
     out = pd.DataFrame(index=table.index)
     for col in table.columns:
         fmt = formats.get(col, default)
-        out[col] = [("" if pd.isna(v) else fmt.format(v)) for v in table[col]]
+        out[col] = [(na_rep if pd.isna(v) else fmt.format(v)) for v in table[col]]
     return out
+
+
+def _warnings(res):
+    """Notes for everything a reader must not miss: each fit problem, in words."""
+    notes = []
+    if not res.converged:
+        notes.append(f"WARNING: PQL did not converge in {res.n_iter} iterations; "
+                     "the estimates are not final (refit with a larger maxiter).")
+    if res.theta_at_limit:
+        notes.append("WARNING: theta ran off to infinity (no overdispersion); "
+                     "the model is effectively a Poisson GLMM.")
+    zero_df = [n for n, d in zip(_names(res), np.asarray(res.ddf)) if d <= 0]
+    if zero_df:
+        one = len(zero_df) == 1
+        notes.append(f"WARNING: {', '.join(zero_df)} {'has' if one else 'have'} 0 denominator "
+                     "DF (no more groups than between-group effects): "
+                     f"{'its' if one else 'their'} p-value and interval are NaN, as in R.")
+    return notes
 
 
 def build_summary(res, alpha=0.05):
@@ -139,17 +159,14 @@ def build_summary(res, alpha=0.05):
     smry = summary2.Summary()
     smry.add_title("Negative-binomial GLMM (penalized quasi-likelihood)")
     smry.add_dict(_model_info(res))
-    smry.add_df(_formatted(fixed_effects_table(res, alpha), {"DF": "{:d}"}, "{:.4f}"))
+    # NaN spelled out in the coefficient table: a blank p-value would read as missing output.
+    smry.add_df(_formatted(fixed_effects_table(res, alpha), {"DF": "{:d}"}, "{:.4f}", "NaN"))
     re_table = _formatted(random_effects_table(res), {}, "{:.4g}")
     # summary2 spreads a narrow table's padding over too few separators and
     # overshoots; widening the labels keeps the text layout aligned.
     re_table.index = [str(i).ljust(52) for i in re_table.index]
     smry.add_df(re_table)
     smry.add_text(DF_NOTE)
-    if not res.converged:
-        smry.add_text(f"WARNING: PQL did not converge in {res.n_iter} iterations; "
-                      "the estimates are not final.")
-    if res.theta_at_limit:
-        smry.add_text("WARNING: theta ran off to infinity (no overdispersion); "
-                      "the model is effectively a Poisson GLMM.")
+    for note in _warnings(res):
+        smry.add_text(note)
     return smry
