@@ -146,13 +146,8 @@ def check_counts(y, name="endog", index=None):
 
 def check_design(X, names):
     """Fixed effects must be finite and of full column rank."""
-    X = np.asarray(X, dtype=float)
-    bad = ~np.isfinite(X)
-    if bad.any():
-        col = names[int(np.flatnonzero(bad.any(axis=0))[0])]
-        raise ValueError(f"exog column {col!r} has non-finite values (inf or NaN, e.g. from "
-                         f"a transform such as log(0)) in {describe_rows(bad.any(axis=1))}; "
-                         "remove those rows or change the transform")
+    X = _finite_columns(X, names, "exog", "(inf or NaN, e.g. from a transform such as "
+                        "log(0)) ", "remove those rows or change the transform")
     if X.shape[1] == 0:
         raise ValueError("the fixed-effects design has no columns; include an intercept "
                          "(e.g. 'counts ~ 1') or covariates")
@@ -241,13 +236,18 @@ def _label_kind(label):
 
 def check_exog_re(Z, names):
     """The random-effects design must be finite (a NaN would poison every group)."""
-    Z = np.asarray(Z, dtype=float)
-    bad = ~np.isfinite(Z)
+    return _finite_columns(Z, names, "exog_re", "", "remove or correct those rows")
+
+
+def _finite_columns(A, names, what, detail, advice):
+    """``A`` as floats, or an error naming its first non-finite column and the rows."""
+    A = np.asarray(A, dtype=float)
+    bad = ~np.isfinite(A)
     if bad.any():
         col = names[int(np.flatnonzero(bad.any(axis=0))[0])]
-        raise ValueError(f"exog_re column {col!r} has non-finite values in "
-                         f"{describe_rows(bad.any(axis=1))}; remove or correct those rows")
-    return Z
+        raise ValueError(f"{what} column {col!r} has non-finite values {detail}in "
+                         f"{describe_rows(bad.any(axis=1))}; {advice}")
+    return A
 
 
 def check_fit_options(maxiter, tol):
