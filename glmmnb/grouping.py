@@ -32,8 +32,60 @@ def factorize(labels):
     >>> factorize(["b", "a", "b"])
     (array([1, 0, 1]), array(['a', 'b'], dtype='<U1'))
     """
-    uniques, codes = np.unique(np.asarray(labels), return_inverse=True)
+    labels = np.asarray(labels)
+    fast = _factorize_fast(labels)
+    if fast is not None:
+        return fast
+    uniques, codes = np.unique(labels, return_inverse=True)
     return codes.reshape(-1), uniques
+
+
+def _factorize_fast(labels):
+    """``np.unique(labels, return_inverse=True)`` without sorting all rows.
+
+    Integer labels in a range not much wider than the number of rows are
+    coded by a presence table (O(nobs), numpy only).  String labels go
+    through :func:`pandas.factorize` (a hash table, O(nobs)), whose sorted
+    uniques are those of ``np.unique`` for strings; pandas is used because
+    numpy has no hashing factorizer and sorting millions of Python strings is
+    the slowest step of a large fit.  Anything else (floats, mixed objects,
+    missing values) returns ``None`` and takes the ``np.unique`` route.
+    """
+    if labels.ndim != 1 or labels.size == 0:
+        return None
+    kind = labels.dtype.kind
+    if kind in "iu" or kind == "b":
+        lab = labels.astype(np.int64) if kind == "b" else labels
+        lo, hi = lab.min(), lab.max()
+        span = int(hi) - int(lo) + 1
+        if span > 4 * labels.size + 1024:
+            return None
+        shifted = lab.astype(np.intp, copy=False) if lo == 0 else (lab - lo).astype(np.intp)
+        present = np.bincount(shifted, minlength=span) > 0
+        uniques = (np.flatnonzero(present) + lo).astype(labels.dtype)
+        if uniques.size == span:          # every value in the range occurs
+            codes = shifted.copy() if shifted is labels else shifted
+            return codes, uniques
+        rank = np.cumsum(present, dtype=np.intp) - 1
+        return rank[shifted], uniques
+    if kind in "UO":
+        if kind == "O" and not all(isinstance(x, str) for x in labels[:1000]):
+            return None
+        import pandas as pd
+
+        try:
+            codes, uniques = pd.factorize(labels, sort=True)
+        except TypeError:
+            return None
+        if codes.size and codes.min() < 0:
+            return None
+        uniques = np.asarray(uniques)
+        if kind == "U":
+            uniques = uniques.astype(labels.dtype)
+        elif not all(isinstance(x, str) for x in uniques):
+            return None
+        return codes.astype(np.intp, copy=False), uniques
+    return None
 
 
 def build_levels(groups, nested, k_re, zcols_inner=0):
@@ -72,7 +124,7 @@ def build_levels(groups, nested, k_re, zcols_inner=0):
     for name, lab in nested:
         inner_codes, inner_uniques = factorize(lab)
         key = codes.astype(np.int64) * len(inner_uniques) + inner_codes
-        keys, new_codes = np.unique(key, return_inverse=True)
+        new_codes, keys = factorize(key)
         parent = keys // len(inner_uniques)
         labels = np.char.add(np.char.add(names[-1][parent].astype(str), "/"),
                              inner_uniques[keys % len(inner_uniques)].astype(str))

@@ -25,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, optimize, sparse
+from scipy import optimize, sparse
+from scipy.linalg import lapack
 
 __all__ = ["Level", "LMMFit", "fit_lmm", "group_crossproducts"]
 
@@ -104,6 +105,28 @@ class LMMFit:
     converged: bool
 
 
+# Rows per block of the fused elementwise loops (here, in nbglm, theta and
+# pql).  Each pass over a million-row array streams it through memory and a
+# fresh temporary of 8 MB or more is fresh pages from the system; done block
+# by block the temporaries stay in cache.  The elements are computed by the
+# same operations; only sums are accumulated block by block.  Below 10,000
+# elements OpenBLAS keeps its dot products on one thread: a threaded ddot
+# waits for a second core, which costs milliseconds when that core is busy.
+_BLOCK = 8192
+
+
+def _blocks(n):
+    return [slice(a, min(a + _BLOCK, n)) for a in range(0, n, _BLOCK)]
+
+
+def _sum_log(w):
+    """``np.log(w).sum()``, block by block."""
+    total = 0.0
+    for s in _blocks(w.shape[0]):
+        total += np.log(w[s]).sum()
+    return total
+
+
 def group_crossproducts(codes, n_groups, A, w):
     """Weighted cross-products ``sum_i w_i a_i a_i'`` within each group.
 
@@ -130,20 +153,148 @@ def group_crossproducts(codes, n_groups, A, w):
     array([[ 2.,  5.],
            [ 5., 13.]])
     """
-    d = A.shape[1]
-    out = np.empty((n_groups, d, d))
-    for j in range(d):
-        wa = w * A[:, j]
-        for k in range(j, d):
-            s = np.bincount(codes, weights=wa * A[:, k], minlength=n_groups)
-            out[:, j, k] = s
-            out[:, k, j] = s
-    return out
+    A = np.asarray(A, dtype=float)
+    rows = _GroupRows(codes, n_groups, [A[:, j] for j in range(A.shape[1] - 1)])
+    return rows.crossproducts(A[:, -1], np.asarray(w, dtype=float))
+
+
+class _GroupRows:
+    """Rows arranged by group, and the columns' structure, for fast group sums.
+
+    Built once per PQL fit from the innermost codes and the fixed columns
+    ``F`` (the columns of ``Z`` then of ``X``, as a list), it turns every
+    later cross-product pass into a few contiguous ``np.add.reduceat`` calls
+    instead of one ``np.bincount`` per column pair:
+
+    * the rows are visited in group order (a stable argsort, skipped when the
+      codes are already sorted, as for data stored group by group), so each
+      group is one contiguous segment;
+    * columns that repeat an earlier one (the intercept of ``Z`` and of
+      ``X``, a slope that is also a fixed effect) are crossed once;
+    * columns constant within every group (an all-ones intercept, a
+      treatment applied per slide) need no products at all: their
+      cross-products are the group value times the sums against the
+      weights alone.
+
+    Only the remaining varying columns and the response are multiplied row
+    by row, block by block.  The arithmetic is that of the plain sums,
+    reordered.
+    """
+
+    def __init__(self, codes, n_groups, F):
+        codes = np.asarray(codes)
+        n = codes.shape[0]
+        self.n_groups = int(n_groups)
+        if n > 1 and np.any(codes[1:] < codes[:-1]):
+            self.order = np.argsort(codes, kind="stable")
+            sorted_codes = codes[self.order]
+        else:
+            self.order = None
+            sorted_codes = codes
+        if n:
+            brk = np.flatnonzero(sorted_codes[1:] != sorted_codes[:-1]) + 1
+            self.starts = np.concatenate([[0], brk]).astype(np.intp)
+            self.seg_groups = sorted_codes[self.starts]
+            self.seg_len = np.diff(np.append(self.starts, n))
+        else:
+            self.starts = np.zeros(0, dtype=np.intp)
+            self.seg_groups = np.zeros(0, dtype=np.intp)
+            self.seg_len = np.zeros(0, dtype=np.intp)
+        # For every block of rows (in group order): the block-local segment
+        # starts and their groups (a group cut by a block edge gets two parts).
+        self.blocks = []
+        for s in _blocks(n):
+            lo = np.searchsorted(self.starts, s.start, side="right") - 1
+            hi = np.searchsorted(self.starts, s.stop, side="left")
+            local = self.starts[lo:hi] - s.start
+            local[0] = 0
+            self.blocks.append((s, local, self.seg_groups[lo:hi]))
+        # kinds[j]: ("var", index) or ("const", per-group values); a repeat of
+        # an earlier column shares its entry.  ones[j]: the column is all ones.
+        self.kinds = []
+        self.ones = []
+        self.varying = []
+        seen = []
+        for j, col in enumerate(F):
+            col = np.asarray(col, dtype=float)
+            alias = next((k for k, prev in seen if np.array_equal(prev, col)), None)
+            if alias is not None:
+                self.kinds.append(self.kinds[alias])
+                self.ones.append(self.ones[alias])
+                continue
+            seen.append((j, col))
+            cs = col if self.order is None else col[self.order]
+            first = cs[self.starts]
+            if n and np.array_equal(cs, np.repeat(first, self.seg_len)):
+                vals = np.zeros(self.n_groups)
+                vals[self.seg_groups] = first
+                self.kinds.append(("const", vals))
+                self.ones.append(bool(np.all(first == 1.0)))
+            else:
+                self.kinds.append(("var", len(self.varying)))
+                self.ones.append(False)
+                self.varying.append(np.ascontiguousarray(cs))
+
+    def crossproducts(self, z, w):
+        """Group-wise ``A' W A`` for ``A = [F, z]``, shape (n_groups, d, d)."""
+        m = len(self.varying) + 1
+        G = self.n_groups
+        # S[a][b]: sums of w * u_a * u_b, u_0 = 1 and u_{1..m} the varying
+        # columns then z; accumulated block by block
+        acc = np.zeros(((m + 1) * (m + 2) // 2, G))
+        pair = {}
+        for a in range(m + 1):
+            for b in range(a, m + 1):
+                pair[a, b] = len(pair)
+        for s, local, gid in self.blocks:
+            if self.order is None:
+                ws, zs = w[s], z[s]
+            else:
+                o = self.order[s]
+                ws, zs = w[o], z[o]
+            cols = [v[s] for v in self.varying] + [zs]
+            acc[pair[0, 0], gid] += np.add.reduceat(ws, local)
+            for a in range(m):
+                wa = ws * cols[a]
+                acc[pair[0, a + 1], gid] += np.add.reduceat(wa, local)
+                for b in range(a, m):
+                    acc[pair[a + 1, b + 1], gid] += np.add.reduceat(wa * cols[b], local)
+        S = [[None] * (m + 1) for _ in range(m + 1)]
+        for (a, b), i in pair.items():
+            S[a][b] = S[b][a] = acc[i]
+        kinds = self.kinds + [("var", m - 1)]
+        d = len(kinds)
+        out = np.empty((self.n_groups, d, d))
+        for j in range(d):
+            kj, vj = kinds[j]
+            for k in range(j, d):
+                kk, vk = kinds[k]
+                if kj == "var" and kk == "var":
+                    s = S[vj + 1][vk + 1]
+                elif kj == "var":
+                    s = vk * S[vj + 1][0]
+                elif kk == "var":
+                    s = vj * S[0][vk + 1]
+                else:
+                    s = vj * vk * S[0][0]
+                out[:, j, k] = s
+                out[:, k, j] = s
+        return out
+
+
+_TRIL = {}
+
+
+def _tril(q):
+    idx = _TRIL.get(q)
+    if idx is None:
+        idx = _TRIL[q] = np.tril_indices(q)
+    return idx
 
 
 def _theta_to_chol(theta, q):
     L = np.zeros((q, q))
-    L[np.tril_indices(q)] = theta
+    L[_tril(q)] = theta
     return L
 
 
@@ -160,9 +311,50 @@ def _chol_solve(M, B):
     if M.shape[-1] == 1:
         m = M[:, 0, 0]
         return B / m[:, None, None], np.log(m)
+    if M.shape[-1] == 2:
+        inv, logdet = _inv2(M)
+        if inv is not None:
+            return inv @ B, logdet
     C = np.linalg.cholesky(M)
     logdet = 2.0 * np.log(np.diagonal(C, axis1=1, axis2=2)).sum(axis=1)
     return np.linalg.solve(M, B), logdet
+
+
+def _inv2(M):
+    """Closed-form inverse and log-determinant of a stack of SPD 2 x 2 matrices.
+
+    Returns ``(None, None)`` if any matrix is not numerically positive
+    definite, so that the caller takes the Cholesky route (and its error).
+    """
+    a, b, c = M[:, 0, 0], M[:, 0, 1], M[:, 1, 1]
+    det = a * c - b * b
+    if not (np.all(a > 0) and np.all(det > 0)):
+        return None, None
+    inv = np.empty_like(M)
+    inv[:, 0, 0] = c / det
+    inv[:, 1, 1] = a / det
+    inv[:, 0, 1] = inv[:, 1, 0] = -b / det
+    return inv, np.log(det)
+
+
+def _cho_solve(A, b, lower=True):
+    """``scipy.linalg.cho_solve(cho_factor(A, lower=lower), b)`` without the wrappers.
+
+    The same LAPACK calls (``potrf`` then ``potrs``) and the same errors; the
+    wrappers' argument checks cost more than the solve for the 2 x 2 to
+    10 x 10 systems solved hundreds of times per fit.
+    """
+    c, info = lapack.dpotrf(A, lower=int(lower), clean=0)
+    if info > 0:
+        raise np.linalg.LinAlgError(
+            f"{info}-th leading minor of the array is not positive definite")
+    if info < 0:
+        raise ValueError(f'LAPACK reported an illegal value in {-info}-th argument '
+                         'on entry to "POTRF".')
+    x, info = lapack.dpotrs(c, b, lower=int(lower))
+    if info != 0:
+        raise ValueError(f"illegal value in {-info}th argument of internal potrs")
+    return x
 
 
 class _Reducer:
@@ -176,12 +368,128 @@ class _Reducer:
         self.sum_log_w = sum_log_w
         self.d = T_inner.shape[1]
         self.xi = np.arange(self.d - p - 1, self.d - 1)
+        self._xs = slice(self.d - p - 1, self.d - 1)
         self._sum_to_parent = [
             None if lev.parent is None else sparse.csr_matrix(
                 (np.ones(lev.n_groups), (lev.parent, np.arange(lev.n_groups))),
                 shape=(int(lev.parent.max()) + 1, lev.n_groups))
             for lev in levels
         ]
+        # One level: the deviance needs only sums over the groups, so the
+        # group-wise pieces that do not depend on theta are formed once.
+        self._single = None
+        if len(levels) == 1:
+            r = list(levels[0].zcols)
+            q = len(r)
+            Tr = T_inner[:, :, r]                                 # (G, d, q)
+            self._single = {
+                "r": r, "q": q, "Tsum": T_inner.sum(axis=0),
+                # columns of Tr side by side: (G, q * d), column (a, i) = T[:, i, r[a]]
+                "Tr": np.ascontiguousarray(np.swapaxes(Tr, 1, 2)).reshape(-1, q * self.d),
+                "Trr": T_inner[:, r][:, :, r],
+            }
+            if q == 1:
+                t = self._single["Tr"]
+                # t_g t_g' of every group, flattened: (G, d * d)
+                self._single["outer"] = (t[:, :, None] * t[:, None, :]).reshape(t.shape[0], -1)
+
+    def _reduce_scalar(self, ls):
+        """Root statistics and log-determinants for several scalar factors ``ls``.
+
+        One level with one random coefficient: ``M_g = 1 + l^2 T_g[r, r]`` and
+        ``S = sum_g T_g - sum_g (l^2 / M_g) t_g t_g'`` with ``t_g = T_g[:, r]``;
+        all ``ls`` at once are one matrix product.
+        """
+        sg = self._single
+        l2 = ls * ls
+        m = 1.0 + l2[:, None] * sg["Trr"][None, :, 0, 0]       # (K, G)
+        if not np.all(m > 0):
+            return None, None
+        c = l2[:, None] / m
+        S = sg["Tsum"][None] - (c @ sg["outer"]).reshape(-1, self.d, self.d)
+        return S, np.log(m).sum(axis=1)
+
+    def deviance_scalar(self, ls):
+        """:meth:`deviance` at every scalar factor in ``ls`` (one level, one coefficient)."""
+        ls = np.asarray(ls, dtype=float)
+        S, logdet = self._reduce_scalar(ls)
+        if S is None:
+            return np.array([self.deviance(np.array([t])) for t in ls])
+        n = self.nobs
+        out = np.empty(len(ls))
+        for i in range(len(ls)):
+            _, r2, _ = self.solve_fixed(S[i])
+            out[i] = np.inf if r2 <= 0.0 else (
+                n * np.log(2.0 * np.pi * r2 / n) + n + logdet[i] - self.sum_log_w)
+        return out
+
+    def _reduce_pair(self, L):
+        """:meth:`_reduce_single` for two coefficients, written out elementwise.
+
+        With ``L = [[a, 0], [b, c]]`` and ``T_g[r, r] = [[p, q], [q, s]]``:
+        ``M_g = I + L' T_g[r, r] L``, ``W_g = L M_g^{-1} L'`` and
+        ``S = sum_g T_g - sum_g t_g' W_g t_g`` with ``t_g`` the two rows
+        ``T_g[r, :]``.  Arrays over the groups instead of stacks of 2 x 2
+        matrices; ``None`` if some ``M_g`` is not numerically positive definite.
+        """
+        sg = self._single
+        a, b, c = L[0, 0], L[1, 0], L[1, 1]
+        Trr = sg["Trr"]
+        p, q, s = Trr[:, 0, 0], Trr[:, 0, 1], Trr[:, 1, 1]
+        m00 = 1.0 + (a * a) * p + (2.0 * a * b) * q + (b * b) * s
+        m01 = c * (a * q + b * s)
+        m11 = 1.0 + (c * c) * s
+        det = m00 * m11 - m01 * m01
+        if not (np.all(m00 > 0) and np.all(det > 0)):
+            return None
+        i00, i01, i11 = m11 / det, -m01 / det, m00 / det
+        w00 = (a * a) * i00
+        w01 = a * (b * i00 + c * i01)
+        w11 = (b * b) * i00 + (2.0 * b * c) * i01 + (c * c) * i11
+        t = sg["Tr"].reshape(-1, 2, self.d)
+        t0, t1 = t[:, 0, :], t[:, 1, :]
+        cross = (t0 * w01[:, None]).T @ t1
+        S = sg["Tsum"] - ((t0 * w00[:, None]).T @ t0 + cross + cross.T
+                          + (t1 * w11[:, None]).T @ t1)
+        return S, np.log(det).sum()
+
+    def _reduce_single(self, L):
+        """Root statistics and log-determinant of a single level, summed directly.
+
+        ``S = sum_g T_g - sum_g K_g M_g^{-1} K_g'`` with ``K_g = T_g[:, r] L``
+        and ``M_g = I + L' T_g[r, r] L``, the same quantities as
+        :meth:`reduce`, without forming the per-group ``S_g``.
+        """
+        sg = self._single
+        q, d = sg["q"], self.d
+        if q == 1:
+            S, logdet = self._reduce_scalar(np.array([L[0, 0]]))
+            if S is None:
+                return None
+            return S[0], logdet[0]
+        if q == 2:
+            out = self._reduce_pair(L)
+            if out is not None:
+                return out
+        # K_g = T_g[:, r] L: per group (d, q); M_g = I + L' Trr_g L
+        M = np.eye(q) + L.T @ sg["Trr"] @ L
+        if q == 2:
+            inv, logdet = _inv2(M)
+        else:
+            inv = None
+        if inv is None:
+            try:
+                C = np.linalg.cholesky(M)
+            except np.linalg.LinAlgError:
+                return None
+            logdet = 2.0 * np.log(np.diagonal(C, axis1=1, axis2=2)).sum(axis=1)
+            inv = np.linalg.inv(M)
+        # sum_g K_g inv_g K_g' = sum_g Tr_g (L inv_g L') Tr_g'
+        W = L @ inv @ L.T                                         # (G, q, q)
+        t = sg["Tr"].reshape(-1, q, d)                            # (G, q, d)
+        Wt = W @ t                                                # (G, q, d)
+        S = sg["Tsum"] - t.reshape(-1, d).T @ Wt.reshape(-1, d)
+        return S, logdet.sum()
 
     def reduce(self, Ls, keep=False):
         """Integrate out every level, innermost first.
@@ -190,6 +498,10 @@ class _Reducer:
         of ``I + L' Z' V_child^{-1} Z L`` and, if ``keep``, each level's input
         statistics and solver pieces for the BLUPs.
         """
+        if self._single is not None and not keep:
+            out = self._reduce_single(Ls[0])
+            if out is not None:
+                return out[0], out[1], []
         T = self.T_inner
         logdet = 0.0
         kept = []
@@ -212,11 +524,19 @@ class _Reducer:
         return T[0], logdet, kept
 
     def solve_fixed(self, S):
-        xi, yi = self.xi, self.d - 1
-        XtVX = S[np.ix_(xi, xi)]
-        cf = linalg.cho_factor(XtVX, lower=True)
-        beta = linalg.cho_solve(cf, S[xi, yi])
-        r2 = S[yi, yi] - S[xi, yi] @ beta
+        xs, yi = self._xs, self.d - 1
+        XtVX = S[xs, xs]
+        if not np.isfinite(S).all():
+            raise ValueError("array must not contain infs or NaNs")
+        Xty = S[xs, yi]
+        try:
+            beta = _cho_solve(XtVX, Xty)
+        except np.linalg.LinAlgError:
+            # A trial covariance so large that it absorbs a fixed effect leaves
+            # X' V^-1 X numerically singular; a least-squares solve keeps the
+            # deviance finite and continuous so the optimiser can step back.
+            beta = np.linalg.lstsq(XtVX, Xty, rcond=None)[0]
+        r2 = S[yi, yi] - Xty @ beta
         return beta, max(r2, 0.0), XtVX
 
     def deviance(self, theta):
@@ -245,10 +565,24 @@ def _optimize(red, theta0, tol):
     levels = red.levels
     if len(levels) == 1 and levels[0].k_re == 1:
         return _optimize_scalar(red, float(theta0[0]), tol)
-    res = optimize.minimize(
-        red.deviance, theta0, method="L-BFGS-B", bounds=_bounds(levels),
-        options={"ftol": tol, "gtol": 1e-9, "maxiter": 1000, "eps": 1e-7},
-    )
+    bounds = _bounds(levels)
+    options = {"ftol": tol, "gtol": 1e-9, "maxiter": 1000, "eps": 1e-7}
+    res = optimize.minimize(red.deviance, theta0, method="L-BFGS-B", bounds=bounds,
+                            options=options)
+    # A Cholesky diagonal at zero is a stationary point of the parametrisation
+    # whatever the data say (Psi depends on its square, so the derivative
+    # vanishes there), and L-BFGS-B can stall on it: which way it goes then
+    # hinges on rounding (reordering the rows flips it).  Restart once from
+    # the point with those diagonals moved off zero, and keep the better fit.
+    diag = np.array([lo == 0.0 for lo, _ in bounds])
+    stuck = diag & (res.x < 1e-3)
+    if stuck.any():
+        start = res.x.copy()
+        start[stuck] = 0.1
+        alt = optimize.minimize(red.deviance, start, method="L-BFGS-B", bounds=bounds,
+                                options=options)
+        if alt.fun < res.fun:
+            res = alt
     return res.x, bool(res.success)
 
 
@@ -258,7 +592,10 @@ def _optimize_scalar(red, start, tol):
     grid = np.concatenate([[0.0], np.logspace(-4, 2, 25)])
     if start > 0:
         grid = np.sort(np.append(grid, start))
-    vals = np.array([f(t) for t in grid])
+    if red._single is not None:
+        vals = red.deviance_scalar(grid)          # the whole grid in one product
+    else:
+        vals = np.array([f(t) for t in grid])
     k = int(np.argmin(vals))
     if k == 0:
         lo, hi = 0.0, grid[1]
@@ -311,17 +648,23 @@ def fit_lmm(X, z, w, Z, levels, theta0=None, tol=1e-12):
     >>> round(float(fit.params[0]), 3), fit.converged
     (0.861, True)
     """
-    nobs, p = X.shape
-    A = np.column_stack([Z, X, z])
     inner = levels[-1]
-    T = group_crossproducts(inner.codes, inner.n_groups, A, w)
-    red = _Reducer(T, list(levels), nobs, p, float(np.log(w).sum()))
+    rows = _GroupRows(inner.codes, inner.n_groups,
+                      [Z[:, j] for j in range(Z.shape[1])] + [X[:, j] for j in range(X.shape[1])])
+    return _fit_lmm(rows, X, z, w, Z, levels, theta0, tol)
+
+
+def _fit_lmm(rows, X, z, w, Z, levels, theta0=None, tol=1e-12):
+    """:func:`fit_lmm` with the row structure prepared (reused across PQL iterations)."""
+    nobs, p = X.shape
+    T = rows.crossproducts(z, w)
+    red = _Reducer(T, list(levels), nobs, p, float(_sum_log(w)))
     theta0 = _default_theta(levels) if theta0 is None else np.asarray(theta0, float)
     theta, converged = _optimize(red, theta0, tol)
-    return _assemble(red, theta, X, Z, converged)
+    return _assemble(red, theta, X, Z, converged, rows)
 
 
-def _assemble(red, theta, X, Z, converged):
+def _assemble(red, theta, X, Z, converged, rows=None):
     Ls = _split_theta(theta, red.levels)
     S, logdet, kept = red.reduce(Ls, keep=True)
     beta, r2, XtVX = red.solve_fixed(S)
@@ -331,7 +674,13 @@ def _assemble(red, theta, X, Z, converged):
     ranef = _blups(red, kept, beta)
     fitted = X @ beta
     for lev, b in zip(red.levels, ranef):
-        fitted = fitted + np.einsum("ij,ij->i", Z[:, list(lev.zcols)], b[lev.codes])
+        zcols = list(lev.zcols)
+        if rows is not None and len(zcols) == 1 and rows.ones[zcols[0]]:
+            b0 = b[:, 0]
+            for s in _blocks(fitted.shape[0]):
+                fitted[s] += b0[lev.codes[s]]
+        else:
+            fitted += np.einsum("ij,ij->i", Z[:, zcols], b[lev.codes])
     deviance = n * np.log(2.0 * np.pi * scale) + n + logdet - red.sum_log_w
     return LMMFit(
         params=beta, cov_params=cov, scale=scale,

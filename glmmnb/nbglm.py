@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg
 
 from . import negbin
+from .lmm import _blocks, _cho_solve
 
 __all__ = ["GLMFit", "fit_nb_glm"]
 
@@ -82,41 +82,173 @@ def fit_nb_glm(y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
     >>> np.exp(fit.params).round(4).tolist()
     [2.0, 2.0]
     """
+    dev_fn = _Deviance(y, theta)
+    # A zero offset changes nothing (x + 0 == x): skip adding and subtracting it.
+    off = offset if np.any(offset) else None
     if start is None:
         mu = y + (y == 0) / 6.0
         eta = np.log(mu)
     else:
-        eta = X @ start + offset
-        mu = np.exp(eta)
+        eta, mu = _eta_mu(X, start, off)
     dev_old = np.inf
     beta = start
     converged = False
+    # X' W X and X' W z at the current means; every step returns those of its
+    # new means (computed in the same pass), and the last serve the covariance.
+    ne = _normal_equations(X, y, eta, mu, off, theta)
+    # Trial eta and mu go into a spare pair of arrays, which swaps with the
+    # current pair when the step is taken: no fresh nobs-sized arrays per step.
+    spare = (np.empty_like(eta), np.empty_like(mu))
     for it in range(1, maxiter + 1):
-        w = negbin.working_weights(mu, theta)
-        z = negbin.working_response(eta, y, mu, offset)
-        beta_new = _weighted_lstsq(X, z, w)
-        beta, eta, mu, dev = _halve_if_worse(y, X, offset, theta, beta, beta_new, dev_old)
+        beta_new = _cho_solve(ne[0], ne[1], lower=False)
+        current = (eta, mu)
+        beta, eta, mu, dev, ne = _step(y, X, off, theta, beta, beta_new, dev_old, dev_fn,
+                                       out=spare)
+        spare = current
         if abs(dev - dev_old) <= tol * (abs(dev) + 0.1):
             converged = True
             break
         dev_old = dev
-    w = negbin.working_weights(mu, theta)
-    cov = linalg.cho_solve(linalg.cho_factor(X.T @ (w[:, None] * X)), np.eye(X.shape[1]))
+    cov = _cho_solve(ne[0], np.eye(X.shape[1]), lower=False)
     return GLMFit(beta, cov, mu, eta, it, converged)
 
 
-def _weighted_lstsq(X, z, w):
-    xtwx = X.T @ (w[:, None] * X)
-    return linalg.cho_solve(linalg.cho_factor(xtwx), X.T @ (w * z))
+def _normal_equations(X, y, eta, mu, offset, theta):
+    """``X' W X`` and ``X' W z`` of one IRLS step, block by block.
+
+    ``W`` and ``z`` are :func:`negbin.working_weights` and
+    :func:`negbin.working_response` (``offset=None`` meaning zero).
+    """
+    acc = _NormalEquations(X)
+    for s in _blocks(X.shape[0]):
+        acc.add(s, X[s], y[s], eta[s], mu[s], offset, theta)
+    return acc.result()
 
 
-def _halve_if_worse(y, X, offset, theta, beta_old, beta, dev_old, max_halvings=30):
-    """Step-halve towards the previous coefficients while the deviance grows."""
+class _NormalEquations:
+    """Block-wise accumulation of ``X' W X`` and ``X' W z``."""
+
+    def __init__(self, X):
+        p = X.shape[1]
+        self.p = p
+        self.by_column = X.flags.f_contiguous and p <= 8
+        self.xtwx = np.zeros((p, p))
+        self.xtwz = np.zeros(p)
+
+    def add(self, s, Xs, ys, es, ms, offset, theta):
+        w = negbin.working_weights(ms, theta)
+        z = ys - ms
+        z /= ms
+        z += es
+        if offset is not None:
+            z -= offset[s]
+        if self.by_column:
+            xtwx, xtwz = self.xtwx, self.xtwz
+            for j in range(self.p):
+                wx = w * Xs[:, j]
+                for k in range(j, self.p):
+                    xtwx[j, k] += wx @ Xs[:, k]
+                xtwz[j] += wx @ z
+        else:
+            wX = w[:, None] * Xs
+            self.xtwx += Xs.T @ wX
+            self.xtwz += wX.T @ z
+
+    def result(self):
+        xtwx = self.xtwx
+        if self.by_column:
+            il = np.tril_indices(self.p, -1)
+            xtwx[il] = xtwx.T[il]
+        return xtwx, self.xtwz
+
+
+def _step(y, X, offset, theta, beta_old, beta, dev_old, dev_fn, max_halvings=30, out=None):
+    """IRLS step, halved towards the old coefficients while the deviance grows.
+
+    Also returns the normal equations at the new means: one pass over the
+    rows per trial coefficients computes ``eta``, ``mu``, the deviance and
+    the next step's ``X' W X`` and ``X' W z`` (``eta`` and ``mu`` written
+    into the arrays ``out``, if given).
+    """
     for _ in range(max_halvings):
-        eta = X @ beta + offset
-        mu = np.exp(eta)
-        dev = negbin.deviance(y, mu, theta) if np.all(np.isfinite(mu)) else np.inf
+        eta, mu, dev, ne = _eta_mu(X, beta, offset, dev_fn, y=y, theta=theta, out=out)
         if beta_old is None or dev <= dev_old * (1 + 1e-12) + 1e-12:
-            return beta, eta, mu, dev
+            return beta, eta, mu, dev, ne
         beta = 0.5 * (beta + beta_old)
-    return beta, eta, mu, dev
+    return beta, eta, mu, dev, ne
+
+
+def _eta_mu(X, beta, offset, dev_fn=None, y=None, theta=None, out=None):
+    """``eta = X beta + offset`` and ``mu = exp(eta)``, block by block.
+
+    With ``dev_fn`` also the deviance at ``mu`` (``inf`` if some ``mu`` is
+    not finite, as the step-halving has always treated it), and with
+    ``y`` and ``theta`` also the normal equations at ``mu``.
+    """
+    n = X.shape[0]
+    eta, mu = (np.empty(n), np.empty(n)) if out is None else out
+    dev = 0.0
+    finite = True
+    acc = None if y is None else _NormalEquations(X)
+    for s in _blocks(n):
+        e = eta[s]
+        Xs = X[s]
+        np.matmul(Xs, beta, out=e)
+        if offset is not None:
+            e += offset[s]
+        m = np.exp(e, out=mu[s])
+        if dev_fn is not None and finite:
+            # mu = exp(eta) >= 0 is all finite exactly when its max is (NaN
+            # propagates through max)
+            if np.isfinite(m.max()):
+                dev += dev_fn.block(m, s)
+            else:
+                finite = False
+        if acc is not None:
+            acc.add(s, Xs, y[s], e, m, offset, theta)
+    if dev_fn is None:
+        return eta, mu
+    dev = float(2.0 * dev) if finite else np.inf
+    if acc is None:
+        return eta, mu, dev
+    return eta, mu, dev, acc.result()
+
+
+class _Deviance:
+    """``negbin.deviance(y, mu, theta)`` for one ``y`` and ``theta`` and many ``mu``.
+
+    The terms that depend on ``y`` and ``theta`` only (``y + theta``, where
+    ``y`` is zero) are formed once; every element is computed by the same
+    operations as :func:`glmmnb.negbin.deviance`.
+    """
+
+    def __init__(self, y, theta):
+        self.y = y
+        self.theta = theta
+        zero = y == 0
+        # 1.0 where y == 0, else 0.0: added to y / mu (which is 0 exactly
+        # there) it makes the log 0, as xlogy does, and changes nothing else
+        self.zero = zero.astype(float) if zero.any() else None
+        self.ypt = None if np.isinf(theta) else y + theta
+
+    def __call__(self, mu):
+        return float(2.0 * self.block(mu, slice(None)))
+
+    def block(self, mu, s):
+        """Half the deviance of the rows ``s`` (``mu`` holds just those rows)."""
+        y = self.y[s]
+        # xlogy(y, y / mu): y * log(y / mu), and 0 where y == 0
+        ylogy = np.divide(y, mu)
+        if self.zero is not None:
+            ylogy += self.zero[s]
+        np.log(ylogy, out=ylogy)
+        ylogy *= y
+        if self.ypt is None:
+            return np.sum(ylogy - (y - mu))
+        ypt = self.ypt[s]
+        t = mu + self.theta
+        np.divide(ypt, t, out=t)
+        np.log(t, out=t)
+        t *= ypt
+        np.subtract(ylogy, t, out=t)
+        return np.sum(t)

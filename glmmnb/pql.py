@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import negbin
-from .lmm import LMMFit, fit_lmm
+from .lmm import LMMFit, _blocks, _fit_lmm, _GroupRows
 from .nbglm import GLMFit, fit_nb_glm
 
 __all__ = ["PQLFit", "fit_pql"]
@@ -101,17 +100,63 @@ def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None):
     if glm is None:
         glm = fit_nb_glm(y, X, offset, theta)
     eta, mu = glm.eta, glm.mu
+    # The row structure (group order, repeated and group-constant columns)
+    # depends on X, Z and the codes only: prepare it once for all inner fits.
+    inner = levels[-1]
+    rows = _GroupRows(inner.codes, inner.n_groups,
+                      [Z[:, j] for j in range(Z.shape[1])] + [X[:, j] for j in range(X.shape[1])])
     theta_re = None
     converged = False
+    n = y.shape[0]
+    # Zero offsets change nothing (x + 0 == x); skip them.
+    off = offset if np.any(offset) else None
+    w = np.empty(n)
+    z = np.empty(n)
     for n_iter in range(1, maxiter + 1):
-        w = negbin.working_weights(mu, theta)
-        z = negbin.working_response(eta, y, mu, offset)
-        lmm = fit_lmm(X, z, w, Z, levels, theta0=theta_re)
+        _working(y, eta, mu, off, theta, w, z)
+        lmm = _fit_lmm(rows, X, z, w, Z, levels, theta0=theta_re)
         theta_re = lmm.theta
-        eta_old = eta
-        eta = lmm.fitted + offset
-        mu = np.exp(eta)
-        if np.sum((eta - eta_old) ** 2) < tol * np.sum(eta ** 2):
+        eta, mu, change, size = _update(lmm.fitted, off, eta)
+        if change < tol * size:
             converged = True
             break
     return PQLFit(lmm, eta, mu, w, glm, n_iter, converged)
+
+
+def _working(y, eta, mu, offset, theta, w, z):
+    """Working weights and response into ``w`` and ``z``, block by block.
+
+    The same operations as :func:`negbin.working_weights` and
+    :func:`negbin.working_response`.
+    """
+    for s in _blocks(y.shape[0]):
+        m = mu[s]
+        ws = w[s]
+        np.divide(m, theta, out=ws)
+        ws += 1.0
+        np.divide(m, ws, out=ws)
+        zs = z[s]
+        np.subtract(y[s], m, out=zs)
+        zs /= m
+        zs += eta[s]
+        if offset is not None:
+            zs -= offset[s]
+
+
+def _update(fitted, offset, eta_old):
+    """``eta = fitted + offset``, ``mu = exp(eta)`` and the two sums of the stopping rule."""
+    n = fitted.shape[0]
+    eta = np.empty(n)
+    mu = np.empty(n)
+    change = size = 0.0
+    for s in _blocks(n):
+        e = eta[s]
+        if offset is None:
+            e[:] = fitted[s]
+        else:
+            np.add(fitted[s], offset[s], out=e)
+        np.exp(e, out=mu[s])
+        d = e - eta_old[s]
+        change += np.dot(d, d)
+        size += np.dot(e, e)
+    return eta, mu, change, size

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import special
 
 from . import negbin
-from .nbglm import GLMFit, fit_nb_glm
+from .nbglm import GLMFit, _blocks, fit_nb_glm
 
 __all__ = ["ThetaFit", "theta_ml", "estimate_theta", "THETA_MAX"]
 
@@ -63,7 +63,10 @@ class _CountTable:
     """Distinct counts and their frequencies, for the digamma sums."""
 
     def __init__(self, y):
-        self.values, self.counts = np.unique(y, return_counts=True)
+        table = negbin._count_table(y)
+        if table is None:
+            table = np.unique(y, return_counts=True)
+        self.values, self.counts = table
         self.n = y.shape[0]
 
     def digamma_sum(self, theta):
@@ -76,11 +79,22 @@ class _CountTable:
 
 def _score_info(theta, y, mu, table):
     """Score and observed information of theta, as ``MASS::theta.ml``."""
-    tm = theta + mu
-    score = table.digamma_sum(theta) + table.n * (np.log(theta) + 1.0) \
-        - np.sum(np.log(tm) + (y + theta) / tm)
-    info = -table.trigamma_sum(theta) - table.n / theta \
-        + np.sum(2.0 / tm - (y + theta) / tm ** 2)
+    # Block by block, so that the temporaries stay in cache:
+    # sum(log(tm) + (y + theta) / tm) and sum(2 / tm - (y + theta) / tm^2).
+    s_log = s_r = s_inv = s_r_inv = 0.0
+    for s in _blocks(y.shape[0]):
+        tm = mu[s] + theta
+        inv = np.divide(1.0, tm)
+        r = y[s] + theta
+        r *= inv                                # (y + theta) / tm
+        s_r += r.sum()
+        s_inv += inv.sum()
+        r *= inv                                # (y + theta) / tm^2
+        s_r_inv += r.sum()
+        np.log(tm, out=tm)
+        s_log += tm.sum()
+    score = table.digamma_sum(theta) + table.n * (np.log(theta) + 1.0) - (s_log + s_r)
+    info = -table.trigamma_sum(theta) - table.n / theta + (2.0 * s_inv - s_r_inv)
     return score, info
 
 
