@@ -20,6 +20,7 @@ from .ddf import nlme_ddf
 from .grouping import build_levels
 from .pql import fit_pql
 from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
+from .scaling import standardizing_transform
 from .theta import estimate_theta
 
 __all__ = ["NegBinMixedGLM"]
@@ -290,9 +291,11 @@ class NegBinMixedGLM(base.LikelihoodModel):
         maxiter, tol = _validation.check_fit_options(maxiter, tol)
         _validation.check_fit_kwargs(kwargs)
         y, X = self.endog, self.exog
-        theta, theta_fit = self._theta_for_fit()
+        T = standardizing_transform(X)
+        Xs = X @ T
+        theta, theta_fit = self._theta_for_fit(Xs)
         glm = None if theta_fit is None else theta_fit.glm
-        pql = fit_pql(y, X, self._offset, theta, self._Z, self.levels,
+        pql = fit_pql(y, Xs, self._offset, theta, self._Z, self.levels,
                       maxiter=maxiter, tol=tol, glm=glm)
         if not pql.converged:
             warnings.warn(f"PQL did not converge in {maxiter} iterations (the change in "
@@ -302,17 +305,18 @@ class NegBinMixedGLM(base.LikelihoodModel):
         scale = pql.lmm.scale
         # summary.lme inflates ML standard errors by N / (N - p) (adjustSigma);
         # bse, t and p-values follow it so that they match R's printed table.
-        normalized = pql.lmm.cov_params / scale * nobs / (nobs - p)
-        _validation.check_fit_finite(pql.lmm.params, np.sqrt(np.diag(normalized) * scale),
+        params = T @ pql.lmm.params
+        normalized = T @ pql.lmm.cov_params @ T.T / scale * nobs / (nobs - p)
+        _validation.check_fit_finite(params, np.sqrt(np.diag(normalized) * scale),
                                      scale, self.exog_names)
         ddf = nlme_ddf(X, [lev.codes for lev in self.levels])
         _validation.check_ddf(ddf, self.exog_names)
         res = NegBinMixedGLMResults(
-            self, pql.lmm.params, normalized, scale, pql=pql, theta=theta,
+            self, params, normalized, scale, pql=pql, theta=theta,
             theta_fit=theta_fit, ddf=ddf, fit_options={"maxiter": maxiter, "tol": tol})
         return NegBinMixedGLMResultsWrapper(res)
 
-    def _theta_for_fit(self):
+    def _theta_for_fit(self, X):
         """The theta PQL holds fixed, and the glm.nb fit that estimated it (or None).
 
         A runaway estimate (no overdispersion) is flagged ``at_limit`` even
@@ -321,7 +325,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
         """
         if self.theta is not None:
             return self.theta, None
-        fit = estimate_theta(self.endog, self.exog, self._offset)
+        fit = estimate_theta(self.endog, X, self._offset)
         if not fit.at_limit and _validation.theta_ran_away(fit.theta, fit.glm.mu):
             fit = dataclasses.replace(fit, at_limit=True)
         if fit.at_limit:

@@ -5,14 +5,15 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from glmmnb import NegBinMixedGLM
 
 TRUTH = np.array([1.0, 0.5, 0.3])  # intercept, between-group treatment, within-group x
 FORMULA = "y ~ trt + x"
-PROPERTY = settings(max_examples=20, deadline=None)
+# derandomized: CI runs the same examples every time (a failure is reproducible)
+PROPERTY = settings(max_examples=20, deadline=None, derandomize=True, database=None)
 
 
 def simulate(seed, n_groups=12, per=15, sd_re=0.3, theta=5.0):
@@ -64,6 +65,9 @@ def test_group_labels_are_only_names(seed, labels):
 
 @PROPERTY
 @given(seed=seeds, factor=st.floats(1e-3, 1e3), shift=st.floats(-10, 10))
+# badly conditioned designs that once lost digits in the normal equations
+@example(seed=145, factor=0.001, shift=8.421875)
+@example(seed=1, factor=0.001, shift=4.0)
 def test_rescaling_a_covariate(seed, factor, shift):
     """x -> c x + s rescales its coefficient by 1/c and moves only the intercept."""
     data = simulate(seed, n_groups=8, per=10)

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from conftest import REFERENCE, fit_case, load_case
+from conftest import DATA, REFERENCE, fit_case, load_case
 
-CASES = sorted(p for p in REFERENCE.iterdir() if p.is_dir())
+# the shared reference fits, then our own (tests/data/r/make_extra_references.R)
+CASES = sorted(p for p in REFERENCE.iterdir() if p.is_dir()) + sorted(
+    p for p in (DATA / "r").iterdir() if p.is_dir())
 SINGLE_LEVEL = [p for p in CASES if load_case(p)[1]["vc_formula"] is None]
 
 
@@ -69,6 +71,14 @@ def test_random_effect_sds(case):
     got = np.sqrt(np.diag(np.asarray(res.cov_re)))
     want = np.sqrt(np.diag(np.asarray(exp["pql"]["cov_re"][exp["groups"]])))
     np.testing.assert_allclose(got, want, rtol=2e-2, atol=2e-3)
+
+
+def test_nested_component_sds(case):
+    res, exp = case
+    names = list(exp.get("vc_formula") or {})
+    assert list(res.model.vc_names) == names
+    want = [np.sqrt(exp["pql"]["cov_re"][n][0][0]) for n in names]
+    np.testing.assert_allclose(np.sqrt(res.vcomp), want, rtol=2e-2, atol=2e-3)
 
 
 def test_fitted_head(case):
