@@ -158,8 +158,11 @@ class NegBinMixedGLM(base.LikelihoodModel):
 
     def initialize(self):
         """Set the model degrees of freedom (statsmodels' convention)."""
-        self.df_model = float(np.linalg.matrix_rank(self.exog) - 1)
-        self.df_resid = float(self.exog.shape[0] - np.linalg.matrix_rank(self.exog))
+        # full column rank is enforced by the input checks (collinear columns
+        # are an error), so the rank is the number of columns
+        nobs, p = np.shape(self.exog)
+        self.df_model = float(p - 1)
+        self.df_resid = float(nobs - p)
 
     @classmethod
     def from_formula(cls, formula, data, groups=None, re_formula=None, vc_formula=None,

@@ -197,8 +197,13 @@ def estimate_theta(y, X, offset, tol=1e-10, maxiter=100):
         new, info = theta_ml(y, glm.mu, theta0=theta, table=table)
         change = np.inf if theta is None else abs(new - theta) / new
         theta = new
+        if change < tol:
+            # theta moved by less than tol since the GLM was fitted at it: the
+            # pair is the joint optimum, and refitting would change nothing.
+            converged = glm.converged
+            break
         glm = fit_nb_glm(y, X, offset, theta, start=glm.params)
-        if change < tol or theta >= THETA_MAX:
+        if theta >= THETA_MAX:
             converged = glm.converged
             break
     theta, info = theta_ml(y, glm.mu, theta0=theta, table=table)
