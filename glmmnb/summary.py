@@ -162,10 +162,10 @@ def build_summary(res, alpha=0.05):
     # NaN spelled out in the coefficient table: a blank p-value would read as missing output.
     smry.add_df(_formatted(fixed_effects_table(res, alpha), {"DF": "{:d}"}, "{:.4f}", "NaN"))
     re_table = _formatted(random_effects_table(res), {}, "{:.4g}")
-    # summary2 spreads a narrow table's padding over too few separators and
-    # overshoots; widening the labels keeps the text layout aligned.
-    re_table.index = [str(i).ljust(52) for i in re_table.index]
-    smry.add_df(re_table)
+    # summary2 pads a table's separators to the widest table but does not
+    # count the index column's separator; with the labels as a column and no
+    # index the padding comes out right.
+    smry.add_df(re_table.rename_axis("Random effects").reset_index(), index=False)
     smry.add_text(DF_NOTE)
     for note in _warnings(res):
         smry.add_text(note)
