@@ -342,13 +342,16 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         return subsample(self, size, n_rep, random_state=random_state, n_jobs=n_jobs,
                          progress=progress, **fit_kwargs)
 
-    def summary(self, alpha=0.05):
+    def summary(self, alpha=0.05, rate_ratios=False):
         """Summary table in R's terms (text, HTML and LaTeX).
 
         Parameters
         ----------
         alpha : float
             1 - confidence level of the intervals.
+        rate_ratios : bool
+            Add a table of incidence-rate ratios ``exp(params)`` with their
+            intervals (:meth:`rate_ratios`).
 
         Returns
         -------
@@ -365,7 +368,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         """
         from .summary import build_summary
 
-        return build_summary(self, alpha)
+        return build_summary(self, alpha, rate_ratios)
 
 
 def _match_label(out, key):

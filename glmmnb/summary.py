@@ -142,7 +142,17 @@ def _warnings(res):
     return notes
 
 
-def build_summary(res, alpha=0.05):
+def _add_labelled(smry, table, label):
+    """Add a table whose row labels become a first column headed ``label``.
+
+    summary2 pads a narrow table's separators to the widest table but does
+    not count the index column's separator; without an index the padding
+    comes out right.
+    """
+    smry.add_df(table.rename_axis(label).reset_index(), index=False)
+
+
+def build_summary(res, alpha=0.05, rate_ratios=False):
     """Assemble the summary of a fit.
 
     Parameters
@@ -151,6 +161,8 @@ def build_summary(res, alpha=0.05):
         A fit.
     alpha : float
         1 - confidence level of the intervals.
+    rate_ratios : bool
+        Add the incidence-rate ratios ``exp(params)`` with their intervals.
 
     Returns
     -------
@@ -161,11 +173,10 @@ def build_summary(res, alpha=0.05):
     smry.add_dict(_model_info(res))
     # NaN spelled out in the coefficient table: a blank p-value would read as missing output.
     smry.add_df(_formatted(fixed_effects_table(res, alpha), {"DF": "{:d}"}, "{:.4f}", "NaN"))
-    re_table = _formatted(random_effects_table(res), {}, "{:.4g}")
-    # summary2 pads a table's separators to the widest table but does not
-    # count the index column's separator; with the labels as a column and no
-    # index the padding comes out right.
-    smry.add_df(re_table.rename_axis("Random effects").reset_index(), index=False)
+    if rate_ratios:
+        _add_labelled(smry, _formatted(res.rate_ratios(alpha), {}, "{:.4f}", "NaN"),
+                      "Rate ratio")
+    _add_labelled(smry, _formatted(random_effects_table(res), {}, "{:.4g}"), "Random effects")
     smry.add_text(DF_NOTE)
     for note in _warnings(res):
         smry.add_text(note)

@@ -152,3 +152,12 @@ def test_random_slope_summary_shows_correlation():
     assert "Corr((Intercept), area)" in text and "slide: area" in text
     assert list(res.cov_re.columns) == ["slide", "area"]
     assert res.ranef().shape == (15, 2)
+
+
+def test_rate_ratios_and_their_summary_table(seed_fit):
+    irr = seed_fit.rate_ratios()
+    np.testing.assert_allclose(irr["IRR"], np.exp(seed_fit.params))
+    np.testing.assert_allclose(irr.iloc[:, 1:], np.exp(seed_fit.conf_int()))
+    assert irr["IRR"].iloc[0] == pytest.approx(5.04, abs=5e-3)
+    plain, with_irr = seed_fit.summary().as_text(), seed_fit.summary(rate_ratios=True).as_text()
+    assert "IRR" not in plain and "IRR" in with_irr and "1.4901" in with_irr
