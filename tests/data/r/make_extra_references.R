@@ -4,7 +4,7 @@
 # the glmer.nb / glmmTMB comparison blocks are not produced here).
 #
 # Usage (from the repository root):
-#   Rscript tests/data/r/make_extra_references.R            # write x01..x05
+#   Rscript tests/data/r/make_extra_references.R            # write x01..x06
 #   Rscript tests/data/r/make_extra_references.R --check    # also refit v05, v06,
 #       v11 from tests/data/reference and report the largest relative
 #       difference to their expected.json (a check of this script's pipeline)
@@ -291,6 +291,41 @@ make_x05 <- function() {
 }
 
 # ---------------------------------------------------------------------------
+# x06: a random intercept and slope of area per experiment, and a random
+# intercept per slide nested in it: random = list(experiment = ~ area,
+# slide = ~ 1); in glmmnb groups = "experiment", re_formula = "~area",
+# vc_formula = {"slide": "0 + C(slide)"}.
+# ---------------------------------------------------------------------------
+make_x06 <- function() {
+  set.seed(20240106)
+  n_exp <- 8
+  per_exp <- 3
+  S <- matrix(c(0.05, 0.01, 0.01, 0.04), 2)
+  U <- MASS::mvrnorm(n_exp, c(0, 0), S)
+  rows <- list()
+  k <- 0
+  for (e in seq_len(n_exp)) {
+    for (s in seq_len(per_exp)) {
+      k <- k + 1
+      n <- sample(15:30, 1)
+      trt <- if (k %% 2) "control" else "target"
+      area <- r4(rnorm(n))
+      eta <- 1.2 + 0.3 * (trt == "target") + U[e, 1] + rnorm(1, sd = 0.2) +
+        (0.3 + U[e, 2]) * area
+      rows[[k]] <- data.frame(
+        experiment = sprintf("day%d", e), slide = sprintf("s%03d", k), treatment = trt,
+        area = area, counts = rnbinom(n, size = 3, mu = exp(eta)))
+    }
+  }
+  dat <- do.call(rbind, rows)
+  write_case("x06_slope_and_nested", dat,
+             fixed = "counts ~ treatment + area",
+             random = list(experiment = ~ area, slide = ~ 1),
+             levels = c("experiment", "slide"), groups = "experiment",
+             re_formula = "~area", vc_formula = list(slide = "0 + C(slide)"))
+}
+
+# ---------------------------------------------------------------------------
 # Optional pipeline check against shared references
 # ---------------------------------------------------------------------------
 check_shared <- function() {
@@ -324,4 +359,5 @@ make_x02()
 make_x03()
 make_x04()
 make_x05()
+make_x06()
 if ("--check" %in% args) check_shared()
