@@ -99,6 +99,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         self.vcomp = np.array([c[0, 0] for c in pql.lmm.cov_re[1:]])
         self._ranef = pql.lmm.random_effects
         self._level_labels = model.group_labels
+        self._outermost = _outermost_groups(model.levels)
         self.exog_re_names = list(model.exog_re_names)
         self.vc_names = list(model.vc_names)
         # per-row arrays that remove_data() should drop; the summary does not need them
@@ -227,17 +228,15 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         Nested components are added to their group's Series as
         ``"name[label]"`` entries.
         """
-        frames = [self.ranef()]
-        frames += [self.ranef(v) for v in self.vc_names]
-        out = {}
-        for label, row in frames[0].iterrows():
-            out[label] = row.rename(None)
-        for name, frame in zip(self.vc_names, frames[1:]):
-            outer = [lab.split("/")[0] for lab in frame.index.astype(str)]
-            for key, lab, val in zip(outer, frame.index, frame.iloc[:, 0]):
-                g = _match_label(out, key)
-                out[g] = pd.concat([out[g], pd.Series({f"{name}[{lab}]": val})])
-        return out
+        top = self.ranef()
+        index = [list(top.columns) for _ in range(len(top))]
+        values = [list(v) for v in top.to_numpy()]
+        for name, outer in zip(self.vc_names, self._outermost):
+            frame = self.ranef(name)
+            for g, lab, val in zip(outer, frame.index, frame.iloc[:, 0]):
+                index[g].append(f"{name}[{lab}]")
+                values[g].append(val)
+        return {label: pd.Series(values[g], index=index[g]) for g, label in enumerate(top.index)}
 
     def predict(self, exog=None, transform=True, *args, **kwargs):
         """Means: conditional with no ``exog``, population-level for new rows.
@@ -371,11 +370,13 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         return build_summary(self, alpha, rate_ratios)
 
 
-def _match_label(out, key):
-    for g in out:
-        if str(g) == key:
-            return g
-    raise KeyError(key)
+def _outermost_groups(levels):
+    """For each nested level, the outermost group that each of its groups lies in."""
+    out, idx = [], None
+    for lev in levels[1:]:
+        idx = lev.parent if idx is None else idx[lev.parent]
+        out.append(idx)
+    return out
 
 
 class NegBinMixedGLMResultsWrapper(base.LikelihoodResultsWrapper):
