@@ -304,6 +304,11 @@ class NegBinMixedGLM(base.LikelihoodModel):
             warnings.warn(f"PQL did not converge in {maxiter} iterations (the change in "
                           "eta stayed above tol); increase maxiter", ConvergenceWarning,
                           stacklevel=2)
+        elif not pql.lmm.converged:
+            warnings.warn("the optimiser of the random-effects variances stopped without "
+                          "meeting its tolerance in the last PQL iteration; the variance "
+                          "components (and so the standard errors) may be off",
+                          ConvergenceWarning, stacklevel=2)
         nobs, p = X.shape
         scale = pql.lmm.scale
         # summary.lme inflates ML standard errors by N / (N - p) (adjustSigma);

@@ -87,7 +87,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         self.theta_at_limit = bool(theta_fit is not None and theta_fit.at_limit)
         self.ddf = np.asarray(ddf)
         self.n_iter = pql.n_iter
-        self.converged = pql.converged
+        self.converged = bool(pql.converged and pql.lmm.converged)
         self.fit_options = dict(fit_options)
         self.nobs = model.nobs
         self.n_groups = model.n_groups

@@ -127,9 +127,12 @@ def _formatted(table, formats, default, na_rep=""):
 def _warnings(res):
     """Notes for everything a reader must not miss: each fit problem, in words."""
     notes = []
-    if not res.converged:
+    if not res.converged and res.n_iter >= res.fit_options["maxiter"]:
         notes.append(f"WARNING: PQL did not converge in {res.n_iter} iterations; "
                      "the estimates are not final (refit with a larger maxiter).")
+    elif not res.converged:
+        notes.append("WARNING: the optimiser of the random-effects variances did not "
+                     "converge; the variance components and standard errors are not final.")
     if res.theta_at_limit:
         notes.append("WARNING: theta ran off to infinity (no overdispersion); "
                      "the model is effectively a Poisson GLMM.")

@@ -398,3 +398,18 @@ def test_clean_fit_emits_no_warning(data):
         warnings.simplefilter("error")
         res = fit(data)
     assert res.converged
+
+
+def test_inner_optimiser_failure_is_reported(seed_data, monkeypatch):
+    """A variance optimiser that stops short is convergence trouble too."""
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    import glmmnb.lmm as lmm
+
+    original = lmm._optimize
+    monkeypatch.setattr(lmm, "_optimize", lambda *a, **k: (original(*a, **k)[0], False))
+    model = NegBinMixedGLM.from_formula("counts ~ RNAi", seed_data, groups="slide")
+    with pytest.warns(ConvergenceWarning, match="random-effects variances"):
+        res = model.fit()
+    assert res.converged is False
+    assert "did not converge" in res.summary().as_text()
