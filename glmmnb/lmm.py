@@ -28,6 +28,8 @@ import numpy as np
 from scipy import optimize, sparse
 from scipy.linalg import lapack
 
+from ._blocks import blocks, sum_log
+
 __all__ = ["Level", "LMMFit", "fit_lmm", "group_crossproducts"]
 
 
@@ -103,28 +105,6 @@ class LMMFit:
     theta: np.ndarray
     deviance: float
     converged: bool
-
-
-# Rows per block of the fused elementwise loops (here, in nbglm, theta and
-# pql).  Each pass over a million-row array streams it through memory and a
-# fresh temporary of 8 MB or more is fresh pages from the system; done block
-# by block the temporaries stay in cache.  The elements are computed by the
-# same operations; only sums are accumulated block by block.  Below 10,000
-# elements OpenBLAS keeps its dot products on one thread: a threaded ddot
-# waits for a second core, which costs milliseconds when that core is busy.
-_BLOCK = 8192
-
-
-def _blocks(n):
-    return [slice(a, min(a + _BLOCK, n)) for a in range(0, n, _BLOCK)]
-
-
-def _sum_log(w):
-    """``np.log(w).sum()``, block by block."""
-    total = 0.0
-    for s in _blocks(w.shape[0]):
-        total += np.log(w[s]).sum()
-    return total
 
 
 def group_crossproducts(codes, n_groups, A, w):
@@ -203,7 +183,7 @@ class _GroupRows:
         # For every block of rows (in group order): the block-local segment
         # starts and their groups (a group cut by a block edge gets two parts).
         self.blocks = []
-        for s in _blocks(n):
+        for s in blocks(n):
             lo = np.searchsorted(self.starts, s.start, side="right") - 1
             hi = np.searchsorted(self.starts, s.stop, side="left")
             local = self.starts[lo:hi] - s.start
@@ -658,7 +638,7 @@ def _fit_lmm(rows, X, z, w, Z, levels, theta0=None, tol=1e-12):
     """:func:`fit_lmm` with the row structure prepared (reused across PQL iterations)."""
     nobs, p = X.shape
     T = rows.crossproducts(z, w)
-    red = _Reducer(T, list(levels), nobs, p, float(_sum_log(w)))
+    red = _Reducer(T, list(levels), nobs, p, float(sum_log(w)))
     theta0 = _default_theta(levels) if theta0 is None else np.asarray(theta0, float)
     theta, converged = _optimize(red, theta0, tol)
     return _assemble(red, theta, X, Z, converged, rows)
@@ -677,7 +657,7 @@ def _assemble(red, theta, X, Z, converged, rows=None):
         zcols = list(lev.zcols)
         if rows is not None and len(zcols) == 1 and rows.ones[zcols[0]]:
             b0 = b[:, 0]
-            for s in _blocks(fitted.shape[0]):
+            for s in blocks(fitted.shape[0]):
                 fitted[s] += b0[lev.codes[s]]
         else:
             fitted += np.einsum("ij,ij->i", Z[:, zcols], b[lev.codes])

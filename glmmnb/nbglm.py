@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import negbin
-from .lmm import _blocks, _cho_solve
+from ._blocks import blocks
+from .lmm import _cho_solve
 
 __all__ = ["GLMFit", "fit_nb_glm"]
 
@@ -120,7 +121,7 @@ def _normal_equations(X, y, eta, mu, offset, theta):
     :func:`negbin.working_response` (``offset=None`` meaning zero).
     """
     acc = _NormalEquations(X)
-    for s in _blocks(X.shape[0]):
+    for s in blocks(X.shape[0]):
         acc.add(s, X[s], y[s], eta[s], mu[s], offset, theta)
     return acc.result()
 
@@ -190,7 +191,7 @@ def _eta_mu(X, beta, offset, dev_fn=None, y=None, theta=None, out=None):
     dev = 0.0
     finite = True
     acc = None if y is None else _NormalEquations(X)
-    for s in _blocks(n):
+    for s in blocks(n):
         e = eta[s]
         Xs = X[s]
         np.matmul(Xs, beta, out=e)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lmm import LMMFit, _blocks, _fit_lmm, _GroupRows
+from ._blocks import blocks
+from .lmm import LMMFit, _fit_lmm, _GroupRows
 from .nbglm import GLMFit, fit_nb_glm
 
 __all__ = ["PQLFit", "fit_pql"]
@@ -129,7 +130,7 @@ def _working(y, eta, mu, offset, theta, w, z):
     The same operations as :func:`negbin.working_weights` and
     :func:`negbin.working_response`.
     """
-    for s in _blocks(y.shape[0]):
+    for s in blocks(y.shape[0]):
         m = mu[s]
         ws = w[s]
         np.divide(m, theta, out=ws)
@@ -149,7 +150,7 @@ def _update(fitted, offset, eta_old):
     eta = np.empty(n)
     mu = np.empty(n)
     change = size = 0.0
-    for s in _blocks(n):
+    for s in blocks(n):
         e = eta[s]
         if offset is None:
             e[:] = fitted[s]

@@ -20,7 +20,8 @@ import numpy as np
 from scipy import special
 
 from . import negbin
-from .nbglm import GLMFit, _blocks, fit_nb_glm
+from ._blocks import blocks
+from .nbglm import GLMFit, fit_nb_glm
 
 __all__ = ["ThetaFit", "theta_ml", "estimate_theta", "THETA_MAX"]
 
@@ -82,7 +83,7 @@ def _score_info(theta, y, mu, table):
     # Block by block, so that the temporaries stay in cache:
     # sum(log(tm) + (y + theta) / tm) and sum(2 / tm - (y + theta) / tm^2).
     s_log = s_r = s_inv = s_r_inv = 0.0
-    for s in _blocks(y.shape[0]):
+    for s in blocks(y.shape[0]):
         tm = mu[s] + theta
         inv = np.divide(1.0, tm)
         r = y[s] + theta
