@@ -628,10 +628,18 @@ def fit_lmm(X, z, w, Z, levels, theta0=None, tol=1e-12):
     >>> round(float(fit.params[0]), 3), fit.converged
     (0.861, True)
     """
+    return _fit_lmm(_row_structure(X, Z, levels), X, z, w, Z, levels, theta0, tol)
+
+
+def _row_structure(X, Z, levels):
+    """The innermost groups' row structure for the cross-products of ``[Z, X]``.
+
+    It depends on X, Z and the codes only, so PQL prepares it once for all
+    its inner fits.
+    """
     inner = levels[-1]
-    rows = _GroupRows(inner.codes, inner.n_groups,
+    return _GroupRows(inner.codes, inner.n_groups,
                       [Z[:, j] for j in range(Z.shape[1])] + [X[:, j] for j in range(X.shape[1])])
-    return _fit_lmm(rows, X, z, w, Z, levels, theta0, tol)
 
 
 def _fit_lmm(rows, X, z, w, Z, levels, theta0=None, tol=1e-12):

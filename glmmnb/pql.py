@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._blocks import blocks
-from .lmm import LMMFit, _fit_lmm, _GroupRows
+from .lmm import LMMFit, _fit_lmm, _row_structure
 from .nbglm import GLMFit, fit_nb_glm
 
 __all__ = ["PQLFit", "fit_pql"]
@@ -101,11 +101,7 @@ def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None):
     if glm is None:
         glm = fit_nb_glm(y, X, offset, theta)
     eta, mu = glm.eta, glm.mu
-    # The row structure (group order, repeated and group-constant columns)
-    # depends on X, Z and the codes only: prepare it once for all inner fits.
-    inner = levels[-1]
-    rows = _GroupRows(inner.codes, inner.n_groups,
-                      [Z[:, j] for j in range(Z.shape[1])] + [X[:, j] for j in range(X.shape[1])])
+    rows = _row_structure(X, Z, levels)
     theta_re = None
     converged = False
     n = y.shape[0]
