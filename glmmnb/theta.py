@@ -193,7 +193,6 @@ def estimate_theta(y, X, offset, tol=1e-10, maxiter=100):
     table = _CountTable(y)
     glm = fit_nb_glm(y, X, offset, np.inf)
     theta = None
-    converged = False
     for it in range(1, maxiter + 1):
         new, info = theta_ml(y, glm.mu, theta0=theta, table=table)
         change = np.inf if theta is None else abs(new - theta) / new
@@ -201,13 +200,14 @@ def estimate_theta(y, X, offset, tol=1e-10, maxiter=100):
         if change < tol:
             # theta moved by less than tol since the GLM was fitted at it: the
             # pair is the joint optimum, and refitting would change nothing.
-            converged = glm.converged
             break
         glm = fit_nb_glm(y, X, offset, theta, start=glm.params)
         if theta >= THETA_MAX:
-            converged = glm.converged
             break
-    theta, info = theta_ml(y, glm.mu, theta0=theta, table=table)
+    converged = (change < tol or theta >= THETA_MAX) and glm.converged
+    if change >= tol:
+        # the GLM moved after theta was last estimated: re-estimate at its means
+        theta, info = theta_ml(y, glm.mu, theta0=theta, table=table)
     at_limit = theta >= THETA_MAX
     se = float(1.0 / np.sqrt(info)) if info > 0 and not at_limit else np.inf
     return ThetaFit(theta, se, glm, negbin.loglike(y, glm.mu, theta), it, converged, at_limit)
