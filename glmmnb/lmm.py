@@ -453,17 +453,12 @@ class _Reducer:
                 return out
         # K_g = T_g[:, r] L: per group (d, q); M_g = I + L' Trr_g L
         M = np.eye(q) + L.T @ sg["Trr"] @ L
-        if q == 2:
-            inv, logdet = _inv2(M)
-        else:
-            inv = None
-        if inv is None:
-            try:
-                C = np.linalg.cholesky(M)
-            except np.linalg.LinAlgError:
-                return None
-            logdet = 2.0 * np.log(np.diagonal(C, axis1=1, axis2=2)).sum(axis=1)
-            inv = np.linalg.inv(M)
+        try:
+            C = np.linalg.cholesky(M)
+        except np.linalg.LinAlgError:
+            return None
+        logdet = 2.0 * np.log(np.diagonal(C, axis1=1, axis2=2)).sum(axis=1)
+        inv = np.linalg.inv(M)
         # sum_g K_g inv_g K_g' = sum_g Tr_g (L inv_g L') Tr_g'
         W = L @ inv @ L.T                                         # (G, q, q)
         t = sg["Tr"].reshape(-1, q, d)                            # (G, q, d)
