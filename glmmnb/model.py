@@ -16,12 +16,12 @@ from patsy import PatsyError
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, MissingDataError
 
 from . import _formula, _validation
-from .ddf import nlme_ddf
-from .grouping import build_levels
-from .pql import fit_pql
+from .core.ddf import nlme_ddf
+from .core.grouping import build_levels
+from .core.pql import fit_pql
 from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
-from .scaling import standardizing_transform
-from .theta import estimate_theta
+from .core.scaling import standardizing_transform
+from .core.theta import estimate_theta
 
 __all__ = ["NegBinMixedGLM"]
 

@@ -36,11 +36,11 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         ``cov_params() / scale``.
     scale : float
         Working residual variance (R's ``sigma^2``).
-    pql : glmmnb.pql.PQLFit
+    pql : glmmnb.core.pql.PQLFit
         The numerical fit.
     theta : float
         NB2 shape used.
-    theta_fit : glmmnb.theta.ThetaFit or None
+    theta_fit : glmmnb.core.theta.ThetaFit or None
         The ``glm.nb`` fit that estimated theta (``None`` if theta was given).
     ddf : ndarray of int
         Denominator df of each fixed effect.
@@ -304,7 +304,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
                   **fit_kwargs):
         """The tutorial's subsampling study: refit on random subsets of rows.
 
-        Theta is held at this fit's value; see :func:`glmmnb.subsample.subsample`.
+        Theta is held at this fit's value; see :func:`glmmnb.workflows.subsample.subsample`.
 
         Parameters
         ----------
@@ -323,7 +323,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
 
         Returns
         -------
-        glmmnb.subsample.SubsampleResults
+        glmmnb.workflows.subsample.SubsampleResults
             ``.params`` and ``.pvalues`` DataFrames, ``summary()`` of the
             p-value quantiles like R's ``summary(pvals)``.
 
@@ -336,7 +336,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         >>> res.subsample(100, 10, random_state=0).pvalues.shape
         (10, 2)
         """
-        from .subsample import subsample
+        from .workflows.subsample import subsample
 
         return subsample(self, size, n_rep, random_state=random_state, n_jobs=n_jobs,
                          progress=progress, **fit_kwargs)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from glmmnb.ddf import is_constant, nlme_ddf
+from glmmnb.core.ddf import is_constant, nlme_ddf
 
 
 def test_seed_design():

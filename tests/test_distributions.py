@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glmmnb.distributions import fit_negbin, fit_poisson, ppoints, qq_points
+from glmmnb.workflows.distributions import fit_negbin, fit_poisson, ppoints, qq_points
 
 DATA = pathlib.Path(__file__).parent / "data"
 SEED_CSV = pathlib.Path(__file__).parents[1] / "glmmnb/datasets/microscopy/microscopy.csv"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from glmmnb.lmm import Level, fit_lmm, group_crossproducts
+from glmmnb.core.lmm import Level, fit_lmm, group_crossproducts
 
 
 def _simulate(seed, n_groups=25, size=12, slope=False):

@@ -11,8 +11,8 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
 
-from glmmnb import plotting  # noqa: E402
-from glmmnb.distributions import qq_points  # noqa: E402
+from glmmnb.workflows import plotting  # noqa: E402
+from glmmnb.workflows.distributions import qq_points  # noqa: E402
 
 SEED_CSV = pathlib.Path(__file__).parents[1] / "glmmnb/datasets/microscopy/microscopy.csv"
 

@@ -404,7 +404,7 @@ def test_inner_optimiser_failure_is_reported(seed_data, monkeypatch):
     """A variance optimiser that stops short is convergence trouble too."""
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-    import glmmnb.lmm as lmm
+    import glmmnb.core.lmm as lmm
 
     original = lmm._optimize
     monkeypatch.setattr(lmm, "_optimize", lambda *a, **k: (original(*a, **k)[0], False))

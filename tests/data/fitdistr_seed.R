@@ -1,4 +1,4 @@
-# R's numbers for glmmnb.distributions on the seed counts (the tutorial's
+# R's numbers for glmmnb.workflows.distributions on the seed counts (the tutorial's
 # "Data Distribution" section): MASS::fitdistr fits and car::qqPlot's
 # reference line and 95% envelope.  tests/test_distributions.py compares
 # against the JSON this writes; it never calls R itself.

@@ -46,7 +46,7 @@ def plot_qq(y, dist="nbinom", ax=None, envelope=0.95, params=None):
         Level of the pointwise envelope (dashed lines); ``None`` omits it.
     params : dict, optional
         Distribution parameters under R's names; see
-        :func:`glmmnb.distributions.qq_points` for the defaults.
+        :func:`glmmnb.workflows.distributions.qq_points` for the defaults.
 
     Returns
     -------
@@ -55,7 +55,7 @@ def plot_qq(y, dist="nbinom", ax=None, envelope=0.95, params=None):
     See Also
     --------
     car::qqp : the R function mirrored (``car::qqPlot``).
-    glmmnb.distributions.qq_points : the coordinates drawn here.
+    glmmnb.workflows.distributions.qq_points : the coordinates drawn here.
 
     Examples
     --------

@@ -220,7 +220,7 @@ class _Deviance:
 
     The terms that depend on ``y`` and ``theta`` only (``y + theta``, where
     ``y`` is zero) are formed once; every element is computed by the same
-    operations as :func:`glmmnb.negbin.deviance`.
+    operations as :func:`glmmnb.core.negbin.deviance`.
     """
 
     def __init__(self, y, theta):

@@ -80,7 +80,7 @@ def _model_arrays(model):
 
 
 def _refit_chunk(arrays, theta, rows_chunk, fit_kwargs):
-    from .model import NegBinMixedGLM
+    from ..model import NegBinMixedGLM
 
     out = []
     for rows in rows_chunk:

@@ -3,7 +3,7 @@
 The loop is that of ``MASS::glmmPQL``: start from the fixed-effects GLM with
 the given theta; form the working response ``z = eta + (y - mu) / mu - offset``
 and weights ``w = mu / (1 + mu / theta)``; fit the weighted linear mixed
-model by ML (:func:`glmmnb.lmm.fit_lmm`); take ``eta`` from its conditional
+model by ML (:func:`glmmnb.core.lmm.fit_lmm`); take ``eta`` from its conditional
 fitted values; stop when ``sum((eta - etaold)^2) < tol * sum(eta^2)`` or
 after ``maxiter`` inner fits.  R compares each new ``eta`` with the previous
 one, the first with the GLM's, and so do we: with R's defaults the numbers
@@ -69,7 +69,7 @@ def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None):
         NB2 shape, held fixed.
     Z : ndarray
         Random-effects design columns used by ``levels``.
-    levels : sequence of glmmnb.lmm.Level
+    levels : sequence of glmmnb.core.lmm.Level
         Grouping levels, outermost first.
     maxiter : int
         Maximum number of inner LMM fits (R's ``niter``).
@@ -89,7 +89,7 @@ def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from glmmnb.lmm import Level
+    >>> from glmmnb.core.lmm import Level
     >>> rng = np.random.default_rng(2)
     >>> g = np.repeat(np.arange(30), 20)
     >>> y = rng.poisson(np.exp(1.0 + 0.3 * rng.normal(size=30)[g])).astype(float)

@@ -1,0 +1,1 @@
+"""Workflows built on a fitted model: subsampling studies, distribution checks, plots."""
