@@ -8,25 +8,122 @@ is pinned in ``pyproject.toml``).
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 
 import numpy as np
 import pandas as pd
+from patsy import EvalEnvironment, ModelDesc, PatsyError
 from statsmodels.formula._manager import FormulaManager
 
-__all__ = ["referenced_columns", "re_design", "nested_labels", "constraint_matrix"]
+__all__ = ["referenced_columns", "response_columns", "bar_terms", "drop_unused_levels", "caller_env",
+           "re_design", "nested_labels", "constraint_matrix"]
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _INDICATOR = re.compile(r"^\s*0\s*\+\s*C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)\s*$")
 
 
+def _factor_codes(formula):
+    """The Python expression of every factor of ``formula``, as patsy splits it."""
+    try:
+        desc = ModelDesc.from_formula(formula)
+    except PatsyError as err:
+        raise ValueError(f"cannot parse the formula {formula!r}: {err}".splitlines()[0]) from None
+    return [f.code for t in desc.lhs_termlist + desc.rhs_termlist for f in t.factors]
+
+
+def _names_in(code):
+    """Variables an expression reads: its names, and the quoted names of ``Q("...")``."""
+    try:
+        tree = ast.parse(code, mode="eval")
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id == "Q" and node.args
+              and isinstance(node.args[0], ast.Constant)):
+            names.add(node.args[0].value)
+    return names
+
+
 def referenced_columns(data, *formulas):
-    """Columns of ``data`` named in any of the formulas (for missing-value checks)."""
+    """Columns of ``data`` that any of the formulas reads (for missing-value checks).
+
+    The formulas are split into factors by patsy and each factor is read as
+    the Python expression patsy evaluates, so ``Q("cell area")`` and
+    non-ASCII names count as the columns they are.
+    """
     names = set()
     for f in formulas:
         if f:
-            names.update(_IDENT.findall(f))
-    return [c for c in data.columns if isinstance(c, str) and c in names]
+            for code in _factor_codes(f):
+                names.update(_names_in(code))
+    return [c for c in data.columns if c in names]
+
+
+def response_columns(data, formula):
+    """Columns of ``data`` read on the left of ``~``."""
+    desc = ModelDesc.from_formula(formula)
+    names = set()
+    for term in desc.lhs_termlist:
+        for factor in term.factors:
+            names.update(_names_in(factor.code))
+    return [c for c in data.columns if c in names]
+
+
+def bar_terms(formula):
+    """Factors written ``a | b`` (lme4's random-effects syntax, which patsy cannot read)."""
+    out = []
+    for code in _factor_codes(formula):
+        try:
+            node = ast.parse(code, mode="eval").body
+        except SyntaxError:
+            continue
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            out.append((ast.unparse(node.left), ast.unparse(node.right)))
+    return out
+
+
+def drop_unused_levels(data, columns):
+    """``data`` with the categories that no row uses removed from its Categoricals.
+
+    R's ``model.frame`` drops unused factor levels; patsy keeps every
+    category, which would give an all-zero, aliased design column.  The
+    frame is copied only when a column changes, so the caller's is untouched.
+    """
+    changed = {}
+    for c in columns:
+        col = data[c]
+        if not isinstance(col.dtype, pd.CategoricalDtype):
+            continue
+        codes = col.cat.codes.to_numpy()
+        if np.unique(codes[codes >= 0]).size < len(col.cat.categories):
+            changed[c] = col.cat.remove_unused_categories()
+    if not changed:
+        return data
+    out = data.copy(deep=False)
+    for c, col in changed.items():
+        out[c] = col
+    return out
+
+
+def caller_env(eval_env, depth):
+    """The namespace every formula of one model is evaluated in (fixed, re and vc parts).
+
+    ``eval_env`` follows statsmodels: ``None`` or ``0`` for the caller's
+    namespace (``depth`` frames above this function's caller), a positive
+    int for that many frames further up, ``-1`` for an empty namespace, or
+    a mapping / patsy ``EvalEnvironment`` used as it is.
+    """
+    if isinstance(eval_env, (EvalEnvironment, dict)):
+        return eval_env
+    if eval_env == -1:
+        return {}
+    frame = sys._getframe(depth + 1 + int(eval_env or 0))
+    return {**frame.f_globals, **frame.f_locals}
 
 
 def re_design(re_formula, data, group_name, eval_env=None):
@@ -35,9 +132,11 @@ def re_design(re_formula, data, group_name, eval_env=None):
     Returns the matrix and its column names, with ``Intercept`` renamed to the
     grouping column's name as MixedLM does.
     """
-    mgr = FormulaManager()
-    env = {} if eval_env is None else eval_env
-    mat = mgr.get_matrices(re_formula, data, eval_env=env, pandas=True)
+    mat = _evaluate(f"re_formula={re_formula!r}", re_formula, data, eval_env)
+    if mat.shape[1] == 0:
+        raise ValueError(f"re_formula={re_formula!r} has no columns, so the groups would have "
+                         "no random effect; leave re_formula out for a random intercept, or "
+                         "name the random coefficients, e.g. '~area'")
     names = [str(c).replace("Intercept", group_name) for c in mat.columns]
     return np.asarray(mat, dtype=float), names
 
@@ -53,9 +152,7 @@ def nested_labels(name, vc, data, eval_env=None):
     match = _INDICATOR.match(vc)
     if match and match.group(1) in data.columns:
         return np.asarray(data[match.group(1)])
-    mgr = FormulaManager()
-    env = {} if eval_env is None else eval_env
-    mat = np.asarray(mgr.get_matrices(vc, data, eval_env=env, pandas=True), dtype=float)
+    mat = np.asarray(_evaluate(f"vc_formula[{name!r}]={vc!r}", vc, data, eval_env), dtype=float)
     if not (np.isin(mat, (0.0, 1.0)).all() and (mat.sum(axis=1) == 1).all()):
         raise NotImplementedError(
             f"vc_formula[{name!r}] = {vc!r} is not supported: each variance component "
@@ -63,6 +160,14 @@ def nested_labels(name, vc, data, eval_env=None):
             "'0 + C(column)' (R: ~ 1 | groups/column). Random slopes are supported "
             "for the groups through re_formula; crossed random effects are not supported")
     return np.asarray(pd.Index(mat.argmax(axis=1)))
+
+
+def _evaluate(what, formula, data, eval_env):
+    """A one-sided formula's design, with patsy's errors reported against ``what``."""
+    try:
+        return FormulaManager().get_matrices(formula, data, eval_env=eval_env or {}, pandas=True)
+    except PatsyError as err:
+        raise ValueError(f"cannot evaluate {what}: {err}".splitlines()[0]) from None
 
 
 def constraint_matrix(hypothesis, names):

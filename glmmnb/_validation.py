@@ -7,6 +7,7 @@ message names the offending input, the rows, and what to do.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -17,7 +18,10 @@ __all__ = [
     "describe_rows", "missing_mask", "check_counts", "check_design",
     "check_offset", "check_theta", "check_groups", "check_exog_re",
     "check_fit_options", "check_grouping", "theta_ran_away", "check_ddf",
-    "check_fit_finite", "check_fit_kwargs",
+    "check_fit_finite", "check_fit_kwargs", "check_model_kwargs", "check_alpha",
+    "check_level", "check_array_inputs", "exog_re_matrix", "check_formula_args",
+    "check_no_bars", "reject_crossed", "resolve_input", "subset_positions",
+    "check_response_columns",
 ]
 
 THETA_RUNAWAY = 1e-4
@@ -118,6 +122,13 @@ def check_counts(y, name="endog", index=None):
     Non-integer values are allowed (quasi-likelihood is defined for them, as
     in R's ``glm``) but raise a warning, since count data should not have them.
     """
+    kind = np.asarray(y).dtype.kind
+    if kind == "b":
+        raise ValueError(f"{name} is boolean (True/False); a count response must be numbers "
+                         ">= 0 (convert it with .astype(int) if True/False mean 1/0)")
+    if kind not in "iuf":
+        raise ValueError(f"{name} is non-numeric (dtype {np.asarray(y).dtype}); a count "
+                         "response must be numbers >= 0: convert it, e.g. with pd.to_numeric")
     y = np.asarray(y, dtype=float)
     if y.size == 0:
         raise ValueError("there are no observations to fit (the data are empty)")
@@ -155,11 +166,24 @@ def check_design(X, names):
     tol = np.abs(r[0, 0]) * max(X.shape) * np.finfo(float).eps if r.size else 0.0
     rank = int(np.sum(np.abs(np.diag(r)) > tol))
     if rank < X.shape[1]:
-        aliased = [names[j] for j in piv[rank:]]
-        raise ValueError(
-            f"the fixed effects are collinear (rank {rank} < {X.shape[1]} columns); "
-            f"aliased column(s): {', '.join(map(repr, aliased))}. Drop them from the formula")
+        raise ValueError(_collinear_message(X, names, piv[rank:], rank))
     return X
+
+
+def _collinear_message(X, names, aliased, rank):
+    """Say which columns are aliased and why, in the terms the user wrote them in."""
+    shown = ", ".join(repr(names[j]) for j in aliased)
+    if all(not X[:, j].any() for j in aliased):
+        why = ("zero in every row: a level, or combination of levels, that no row has (an "
+               "interaction cell without data, or levels= naming an absent level); remove "
+               "the term or that level")
+    else:
+        why = ("each a linear combination of the columns before it: a covariate that is "
+               "constant, duplicates another or is determined by a factor in the model; "
+               "remove one of the terms involved (R's glmmPQL cannot fit this design "
+               "either)")
+    return (f"the fixed effects are collinear (rank {rank} < {X.shape[1]} columns); "
+            f"aliased column(s): {shown}, {why}")
 
 
 def _qr_pivot(X):
@@ -174,7 +198,12 @@ def check_offset(offset, exposure, nobs, index=None):
     for name, values in (("offset", offset), ("exposure", exposure)):
         if values is None:
             continue
-        values = np.asarray(values, dtype=float).reshape(-1)
+        values = np.asarray(values)
+        if values.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be numeric, got dtype {values.dtype}")
+        if values.ndim > 1 and values.shape[1:] != (1,):
+            raise ValueError(f"{name} must be one value per row, got shape {values.shape}")
+        values = values.astype(float).reshape(-1)
         if values.shape[0] != nobs:
             raise ValueError(f"{name} has {values.shape[0]} rows but the data have {nobs}")
         bad = ~np.isfinite(values)
@@ -195,6 +224,8 @@ def check_theta(theta):
     """``None`` (estimate), a positive float, or ``inf`` (the Poisson limit)."""
     if theta is None:
         return None
+    if isinstance(theta, (bool, np.bool_)):
+        raise TypeError(f"theta must be None or a positive number, got the boolean {theta!r}")
     try:
         theta = float(theta)
     except (TypeError, ValueError):
@@ -213,7 +244,8 @@ def check_groups(groups, nobs, name="groups"):
     if groups.ndim != 1:
         groups = groups.reshape(len(groups), -1)
         if groups.shape[1] != 1:
-            raise ValueError(f"{name} must be one column of labels")
+            raise ValueError(f"{name} must be one column of labels, got shape "
+                             f"{np.shape(groups)}; crossed grouping factors are not supported")
         groups = groups[:, 0]
     if groups.shape[0] != nobs:
         raise ValueError(f"{name} has {groups.shape[0]} labels but the data have {nobs} rows")
@@ -252,19 +284,15 @@ def _finite_columns(A, names, what, detail, advice):
 
 def check_fit_options(maxiter, tol):
     """``maxiter`` a positive integer, ``tol`` a positive finite number."""
-    if isinstance(maxiter, (bool, np.bool_)) or not float(maxiter).is_integer() or maxiter < 1:
+    for name, value in (("maxiter", maxiter), ("tol", tol)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not float(maxiter).is_integer() or maxiter < 1:
         raise ValueError(f"maxiter must be an integer >= 1 (the number of PQL iterations), "
                          f"got {maxiter!r}")
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive finite number (R uses 1e-6), got {tol!r}")
     return int(maxiter), float(tol)
-
-
-def check_fit_kwargs(kwargs):
-    """Warn about keywords ``fit`` does not use, so a misspelt option is not lost."""
-    if kwargs:
-        warnings.warn(f"fit() ignores the keyword(s) {', '.join(map(repr, kwargs))}; "
-                      "it uses maxiter and tol only", UserWarning, stacklevel=3)
 
 
 def check_grouping(y, codes, labels):
@@ -345,3 +373,284 @@ def check_fit_finite(params, bse, scale, names):
             f"standard errors for {bad or 'none'}. The fixed effects probably reproduce the "
             "response exactly (no residual variation) or the counts are too extreme; check "
             "the response and simplify the model")
+
+
+# --- arguments of the model, from_formula and fit ----------------------------
+
+_UNSUPPORTED = {
+    "weights": "prior weights are not supported (glmmnb fits unweighted counts, as "
+               "glmmPQL without weights=); aggregate or subset the rows instead",
+    "freq_weights": "frequency weights are not supported; repeat the rows instead",
+    "var_weights": "variance weights are not supported",
+    "family": "the family is fixed: negative binomial with a log link (theta= sets or "
+              "estimates its shape; theta=numpy.inf is the Poisson limit)",
+    "link": "the link is fixed: log",
+}
+
+_FIT_UNSUPPORTED = {
+    "cov_type": "robust (sandwich) covariances are not supported; the standard errors "
+                "are model-based, as in R's glmmPQL",
+    "cov_kwds": "robust (sandwich) covariances are not supported",
+    "reml": "PQL fits the working model by ML, as glmmPQL does; REML is not an option",
+    "method": "the only fitting method is PQL (R's glmmPQL)",
+}
+
+
+def check_model_kwargs(kwargs, allowed):
+    """Refuse keywords the model would otherwise ignore (e.g. ``weights=``).
+
+    A silently unweighted fit of weighted data is a wrong answer, so these
+    are errors, not statsmodels' "unknown kwargs" warning.
+    """
+    for key in kwargs:
+        if key in _UNSUPPORTED:
+            raise NotImplementedError(f"{key}= is not supported: {_UNSUPPORTED[key]}")
+    unknown = [k for k in kwargs if k not in allowed]
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}; the "
+                        "model takes endog, exog, groups, exog_re, vc_groups, offset, "
+                        "exposure, theta and missing")
+
+
+def check_fit_kwargs(kwargs):
+    """Refuse ``fit`` keywords that would change the answer if they were honoured."""
+    for key in kwargs:
+        if key in _FIT_UNSUPPORTED:
+            raise NotImplementedError(f"fit({key}=...) is not supported: {_FIT_UNSUPPORTED[key]}")
+    if kwargs:
+        raise TypeError(f"fit() got unexpected keyword argument(s) "
+                        f"{', '.join(map(repr, kwargs))}; it takes maxiter and tol")
+
+
+def check_alpha(alpha):
+    """``alpha`` of a confidence interval: a number strictly between 0 and 1."""
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.number)):
+        raise TypeError(f"alpha must be a number between 0 and 1 (0.05 for 95% intervals), "
+                        f"got {alpha!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1 (0.05 for 95% intervals), got {alpha!r}")
+    return float(alpha)
+
+
+def check_level(level, vc_names):
+    """``level`` of ``ranef``: ``None`` (the groups) or one of the nested components."""
+    if level is not None and level not in vc_names:
+        raise ValueError(f"level must be None (the groups) or one of the nested components "
+                         f"{list(vc_names)}, got {level!r}")
+    return level
+
+
+def check_array_inputs(endog, exog):
+    """The response and design of the array interface: one column of counts, numeric exog."""
+    if exog is None:
+        raise ValueError("exog is required: the fixed-effects design, e.g. "
+                         "numpy.ones((nobs, 1)) for an intercept only")
+    if np.ndim(endog) > 1 and np.shape(endog)[1:] != (1,):
+        raise ValueError(f"endog must be one column of counts, got shape {np.shape(endog)}; "
+                         "fit one response at a time")
+    kind = np.asarray(exog).dtype.kind
+    if kind not in "biuf":
+        raise TypeError(f"exog must be numeric, got dtype {np.asarray(exog).dtype}; encode "
+                        "categorical variables (or use from_formula, which does)")
+    names = list(exog.columns) if isinstance(exog, pd.DataFrame) else None
+    X = np.asarray(exog, dtype=float)
+    X = X.reshape(len(X), -1)
+    names = names or [f"column {j}" for j in range(X.shape[1])]
+    index = getattr(exog, "index", None)
+    inf = np.isinf(X)
+    if inf.any():
+        col = names[int(np.flatnonzero(inf.any(axis=0))[0])]
+        raise ValueError(f"exog column {col!r} has non-finite values (inf, e.g. from log(0)) "
+                         f"in {describe_rows(inf.any(axis=1), index)}; remove those rows or "
+                         "change the transform")
+
+
+def exog_re_matrix(exog_re, nobs):
+    """``exog_re`` as an (nobs, q) matrix: a vector is one column; more than 2-D is an error."""
+    Z = np.asarray(exog_re)
+    if Z.ndim > 2:
+        raise ValueError(f"exog_re must be a vector or an (nobs, q) matrix, got shape "
+                         f"{Z.shape}; give one column per random coefficient")
+    if Z.dtype.kind not in "biuf":
+        raise TypeError(f"exog_re must be numeric, got dtype {Z.dtype}")
+    return Z.astype(float).reshape(nobs, -1)
+
+
+# --- the inputs of from_formula ------------------------------------------------
+
+_SUPPORTED = (
+    "supported structures are one grouping factor with a random intercept or "
+    "correlated random coefficients (re_formula, R: ~ x | g) and random "
+    "intercepts nested in it (vc_formula={'b': '0 + C(b)'}, R: ~ 1 | g/b)")
+
+
+def check_formula_args(formula, data, re_formula, vc_formula):
+    """Types and shape of the formula arguments, before any formula is evaluated."""
+    if not isinstance(formula, str):
+        raise TypeError(f"formula must be a string such as 'counts ~ RNAi', got "
+                        f"{type(formula).__name__} {formula!r}")
+    if "~" not in formula or not formula.split("~", 1)[0].strip():
+        raise ValueError(f"formula {formula!r} needs the response on the left of '~', "
+                         "e.g. 'counts ~ RNAi'")
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}; "
+                        "convert it first, e.g. pandas.DataFrame(data)")
+    if re_formula is not None and not isinstance(re_formula, str):
+        raise TypeError(f"re_formula must be a string such as '~area', got {re_formula!r}")
+    if vc_formula is not None and not (isinstance(vc_formula, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in vc_formula.items())):
+        raise TypeError(f"vc_formula must be a dict of name -> formula, e.g. "
+                        f"{{'field': '0 + C(field)'}}; got {vc_formula!r}")
+
+
+def check_no_bars(formula, re_formula, bars, re_bars):
+    """lme4's ``(x | g)`` syntax: say how to write it here instead of a patsy error.
+
+    Parameters
+    ----------
+    formula, re_formula : str or None
+        As passed to ``from_formula``.
+    bars, re_bars : list of (str, str)
+        The ``lhs | rhs`` factors found in each (:func:`glmmnb._formula.bar_terms`).
+    """
+    if re_bars:
+        lhs, rhs = re_bars[0]
+        raise ValueError(f"re_formula={re_formula!r} uses lme4's '|': re_formula takes only the "
+                         f"random coefficients and the grouping goes in groups=; write "
+                         f"re_formula='~{lhs}', groups={rhs!r}")
+    if not bars:
+        return
+    fixed = re.sub(r"\+?\s*\(\s*[^()|]*\|[^()]*\)", "", formula).strip()
+    fixed = re.sub(r"~\s*$", "~ 1", re.sub(r"\s*\+\s*$", "", fixed))
+    lhs, rhs = bars[0]
+    outer, *nested = [p.strip() for p in rhs.split("/")]
+    advice = f"from_formula({fixed!r}, data, groups={outer!r}"
+    if lhs.strip() != "1":
+        advice += f", re_formula='~{lhs.strip()}'"
+    if nested:
+        advice += ", vc_formula={" + ", ".join(f"{b!r}: '0 + C({b})'" for b in nested) + "}"
+    advice += ")"
+    extra = "; several (x | g) terms would be crossed random effects, which are not supported" \
+        if len(bars) > 1 else ""
+    raise ValueError(f"formula {formula!r} uses lme4's (x | g) syntax, which the fixed-effects "
+                     f"formula cannot hold: give the random part with groups=, re_formula= "
+                     f"and vc_formula=, e.g. {advice}{extra}")
+
+
+def reject_crossed(groups):
+    """Several grouping columns would be crossed random effects, which PQL here does not fit."""
+    several = (isinstance(groups, pd.DataFrame) and groups.shape[1] > 1) or (
+        isinstance(groups, (list, tuple)) and len(groups) > 1
+        and all(isinstance(g, str) for g in groups))
+    if several:
+        names = list(groups.columns) if isinstance(groups, pd.DataFrame) else list(groups)
+        raise NotImplementedError(
+            f"groups={names!r} asks for crossed random effects, which are not "
+            f"supported; {_SUPPORTED}. For nested factors pass the outermost as groups "
+            "and the others in vc_formula")
+
+
+def resolve_input(data, value, what, numeric=False):
+    """A per-row input of ``from_formula`` as a Series on ``data``'s index, or None.
+
+    ``value`` is a column name, a pandas Series or one-column DataFrame
+    (aligned on ``data``'s index, never used by position), or an array of
+    one value per row (used in row order).
+    """
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], str) \
+            and value[0] in data.columns:
+        raise TypeError(f"{what}={list(value)!r} is a list; pass the column name itself, "
+                        f"{what}={value[0]!r}")
+    if np.ndim(value) == 0:
+        out = _column(data, value, what)
+    elif isinstance(value, (pd.Series, pd.DataFrame)):
+        out = _aligned(value, data.index, what)
+    else:
+        out = pd.Series(_one_column(np.asarray(value), what, len(data)), index=data.index)
+    if numeric and np.asarray(out).dtype.kind not in "biuf":
+        name = f"column {value!r} has" if isinstance(value, str) else "values have"
+        raise TypeError(f"{what} must be numeric, but the {name} dtype {out.dtype}; "
+                        f"{what} is on the log scale (pass a numeric column)")
+    return out
+
+
+def _column(data, name, what):
+    hashable = isinstance(name, (str, int, float, np.number)) and not isinstance(name, bool)
+    if hashable and name in data.columns:
+        col = data[name]
+        if isinstance(col, pd.DataFrame):
+            raise ValueError(f"{what} column {name!r} appears {col.shape[1]} times in the data")
+        return col
+    if isinstance(name, str):
+        raise KeyError(f"{what} column {name!r} is not in the data; "
+                       f"columns are {list(data.columns)}")
+    raise TypeError(f"{what} must be a column name or one value per row, got the scalar "
+                    f"{name!r}, which is not a column of the data")
+
+
+def _aligned(values, index, what):
+    """A Series (or one-column DataFrame) put in ``index`` order by its labels."""
+    if isinstance(values, pd.DataFrame):
+        if values.shape[1] != 1:
+            raise ValueError(f"{what} must be one column, got a DataFrame with columns "
+                             f"{list(values.columns)}")
+        values = values.iloc[:, 0]
+    if values.index.equals(index):
+        return pd.Series(values.to_numpy(), index=index, name=values.name)
+    if values.index.is_unique and index.is_unique and index.isin(values.index).all():
+        return pd.Series(values.reindex(index).to_numpy(), index=index, name=values.name)
+    missing = ~index.isin(values.index)
+    why = (f"it has no value for {describe_rows(missing, index)} of the data" if missing.any()
+           else "an index with duplicated labels cannot be matched to the rows")
+    raise ValueError(f"{what} is a pandas Series whose index does not match the data's, and "
+                     f"{why}; pass a Series indexed like the data, or .to_numpy() to use the "
+                     "values in row order")
+
+
+def _one_column(values, what, nobs):
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise ValueError(f"{what} must be one value per row, got an array of shape "
+                         f"{values.shape}" + ("; crossed grouping factors are not supported"
+                                              if what == "groups" else ""))
+    if values.shape[0] != nobs:
+        raise ValueError(f"{what} has {values.shape[0]} rows but the data have {nobs}")
+    return values
+
+
+def subset_positions(data, subset):
+    """Row positions of ``data`` that ``subset`` selects (a boolean mask or row labels).
+
+    Positions, not labels, so that a duplicated index selects each row once.
+    """
+    if isinstance(subset, pd.Series) and subset.dtype == bool:
+        if not subset.index.equals(data.index):
+            subset = _aligned(subset, data.index, "subset")
+        return np.flatnonzero(subset.to_numpy())
+    mask = np.asarray(subset)
+    if mask.dtype == bool:
+        if mask.shape != (len(data),):
+            raise ValueError(f"subset is a boolean mask of shape {mask.shape} but the data "
+                             f"have {len(data)} rows")
+        return np.flatnonzero(mask)
+    positions = pd.Series(np.arange(len(data)), index=data.index)
+    try:
+        return np.asarray(positions.loc[subset]).reshape(-1)
+    except KeyError as err:
+        raise KeyError(f"subset has labels that are not in the data's index: {err}") from None
+
+
+def check_response_columns(data, columns):
+    """Columns on the left of ``~`` must be numeric (patsy would expand strings into dummies)."""
+    for c in columns:
+        kind = data[c].dtype.kind
+        if kind == "b":
+            raise ValueError(f"the response column {c!r} is boolean (True/False); counts must be "
+                             f"numbers >= 0 (use data[{c!r}].astype(int) if they mean 1/0)")
+        if kind not in "iuf":
+            raise ValueError(f"the response column {c!r} is non-numeric (dtype "
+                             f"{data[c].dtype}); counts must be numbers >= 0: convert it, "
+                             f"e.g. pandas.to_numeric(data[{c!r}])")

@@ -11,7 +11,6 @@ import pandas as pd
 from statsmodels.base import model as base
 from statsmodels.base.data import PandasData
 from statsmodels.formula._manager import FormulaManager
-from statsmodels.formula.formulatools import advance_eval_env
 from patsy import PatsyError
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, MissingDataError
 
@@ -98,6 +97,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
 
     def __init__(self, endog, exog, groups, exog_re=None, vc_groups=None, offset=None,
                  exposure=None, theta=None, missing="none", **kwargs):
+        _validation.check_array_inputs(endog, exog)
         vc_groups = dict(vc_groups or {})
         arrays = {"endog": endog, "exog": exog, "groups": groups, "exog_re": exog_re,
                   "offset": offset, "exposure": exposure}
@@ -109,9 +109,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
             vc_groups = {k: _take(v, keep) for k, v in vc_groups.items()}
         self.n_dropped = 0 if keep is None else int((~keep).sum())
         kwargs.pop("missing_idx", None)
-        # statsmodels' own check: an unknown keyword (e.g. weights=) warns
-        # instead of being silently ignored.
-        self._check_kwargs(kwargs)
+        _validation.check_model_kwargs(kwargs, _MODEL_KWARGS)
         super().__init__(endog, exog, groups=groups, exog_re=exog_re, offset=offset,
                          exposure=exposure, missing="none", **kwargs)
         self.theta = _validation.check_theta(theta)
@@ -134,7 +132,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
             Z = np.ones((nobs, 1))
             names = getattr(self.data, "exog_re_names", None) or ["Group"]
         else:
-            Z = np.asarray(self.exog_re, dtype=float).reshape(nobs, -1)
+            Z = _validation.exog_re_matrix(self.exog_re, nobs)
             names = getattr(self.data, "exog_re_names", None) or [
                 f"re{j + 1}" for j in range(Z.shape[1])]
             Z = _validation.check_exog_re(Z, names)
@@ -210,33 +208,43 @@ class NegBinMixedGLM(base.LikelihoodModel):
         >>> NegBinMixedGLM.from_formula("counts ~ RNAi", dat, groups="slide").exog_names
         ['Intercept', 'RNAi[T.Target]']
         """
-        _reject_crossed(groups)
+        env = _formula.caller_env(kwargs.pop("eval_env", None), 1)
+        _validation.check_formula_args(formula, data, re_formula, vc_formula)
+        _validation.check_no_bars(formula, re_formula, _formula.bar_terms(formula),
+                                  _formula.bar_terms(re_formula) if re_formula else [])
+        _validation.check_model_kwargs(kwargs, _MODEL_KWARGS)
+        _validation.reject_crossed(groups)
         extra = {"groups": groups, "offset": offset, "exposure": exposure}
         names = {k: v if isinstance(v, str) else k for k, v in extra.items()}
-        extra = {k: _resolve_column(data, v, k) for k, v in extra.items()}
+        extra = {k: _validation.resolve_input(data, v, k, numeric=k != "groups")
+                 for k, v in extra.items()}
         if extra["groups"] is None:
             raise ValueError("groups is required: a column name or an array of group labels")
         if subset is not None:
-            data = data.loc[subset]
-            extra = {k: None if v is None else v.loc[data.index] for k, v in extra.items()}
-        cols = _formula.referenced_columns(data, formula, re_formula, *(vc_formula or {}).values())
+            rows = _validation.subset_positions(data, subset)
+            data = data.iloc[rows]
+            extra = {k: None if v is None else v.iloc[rows] for k, v in extra.items()}
+        formulas = (formula, re_formula, *(vc_formula or {}).values())
+        _validation.check_response_columns(data, _formula.response_columns(data, formula))
+        cols = _formula.referenced_columns(data, *formulas)
         arrays = {f"column {c!r}": data[c] for c in cols}
         arrays.update({f"{k} ({names[k]!r})": v for k, v in extra.items() if v is not None})
         keep = _validation.missing_mask(arrays, missing, data.index)
         if keep is not None:
             data = data.loc[keep]
             extra = {k: None if v is None else v.loc[keep] for k, v in extra.items()}
+        data = _formula.drop_unused_levels(data, cols)
         group_name = names["groups"] if names["groups"] != "groups" else "Group"
         exog_re, re_names = None, [group_name]
         if re_formula is not None:
-            exog_re, re_names = _formula.re_design(re_formula, data, group_name)
-        vc_groups = {k: _formula.nested_labels(k, v, data) for k, v in (vc_formula or {}).items()}
-        advance_eval_env(kwargs)
+            exog_re, re_names = _formula.re_design(re_formula, data, group_name, env)
+        vc_groups = {k: _formula.nested_labels(k, v, data, env)
+                     for k, v in (vc_formula or {}).items()}
         with _transform_nan_is_missing(formula):
             mod = super().from_formula(
                 formula, data, *args, groups=extra["groups"], exog_re=exog_re,
                 vc_groups=vc_groups, offset=extra["offset"], exposure=extra["exposure"],
-                theta=theta, missing="none", **kwargs)
+                theta=theta, missing="none", eval_env=env, **kwargs)
         mod.exog_re_names = mod.data.exog_re_names = re_names
         mod.re_formula, mod.vc_formula, mod.group_name = re_formula, vc_formula, group_name
         mod.n_dropped = 0 if keep is None else int((~keep).sum())
@@ -385,22 +393,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
         return np.nan
 
 
-_SUPPORTED = (
-    "supported structures are one grouping factor with a random intercept or "
-    "correlated random coefficients (re_formula, R: ~ x | g) and random "
-    "intercepts nested in it (vc_formula={'b': '0 + C(b)'}, R: ~ 1 | g/b)")
-
-
-def _reject_crossed(groups):
-    """Several grouping columns would be crossed random effects, which PQL here does not fit."""
-    several = isinstance(groups, pd.DataFrame) or (
-        isinstance(groups, (list, tuple)) and len(groups) > 1
-        and all(isinstance(g, str) for g in groups))
-    if several:
-        raise NotImplementedError(
-            f"groups={list(groups)!r} asks for crossed random effects, which are not "
-            f"supported; {_SUPPORTED}. For nested factors pass the outermost as groups "
-            "and the others in vc_formula")
+_MODEL_KWARGS = ("missing_idx", "formula", "model_spec", "hasconst")
 
 
 @contextlib.contextmanager
@@ -415,21 +408,6 @@ def _transform_nan_is_missing(formula):
         raise MissingDataError(
             f"the formula {formula!r} produces missing values (a transform such as "
             "np.log of a negative number?); transform or filter the data first") from err
-
-
-def _resolve_column(data, value, what):
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if value not in data.columns:
-            raise KeyError(f"{what} column {value!r} is not in the data; "
-                           f"columns are {list(data.columns)}")
-        return data[value]
-    values = np.asarray(value)
-    if values.shape[0] != data.shape[0]:
-        raise ValueError(f"{what} has {values.shape[0]} rows but the data have {data.shape[0]}")
-    return pd.Series(values.reshape(len(values), -1)[:, 0] if values.ndim > 1 else values,
-                     index=data.index)
 
 
 class _FormulaData(PandasData):

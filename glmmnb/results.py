@@ -13,6 +13,7 @@ from statsmodels.iolib import summary2
 from statsmodels.stats.contrast import ContrastResults
 
 from ._formula import constraint_matrix
+from ._validation import check_alpha, check_level
 
 __all__ = ["NegBinMixedGLMResults", "NegBinMixedGLMResultsWrapper"]
 
@@ -134,7 +135,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         >>> res.conf_int().round(3).values.tolist()[1]
         [0.120, 0.677]
         """
-        q = stats.t.ppf(1.0 - alpha / 2.0, self.ddf)
+        q = stats.t.ppf(1.0 - check_alpha(alpha) / 2.0, self.ddf)
         ci = np.column_stack([self.params - q * self.bse, self.params + q * self.bse])
         return ci if cols is None else ci[np.asarray(cols)]
 
@@ -216,7 +217,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         >>> res.ranef().shape
         (4, 1)
         """
-        k = 0 if level is None else 1 + self.vc_names.index(level)
+        k = 0 if check_level(level, self.vc_names) is None else 1 + self.vc_names.index(level)
         cols = self.exog_re_names if k == 0 else [level]
         return pd.DataFrame(self._ranef[k], index=pd.Index(self._level_labels[k]),
                             columns=cols)
