@@ -43,11 +43,15 @@ def build_parser():
     fit.add_argument("--formula", required=True, help="fixed part, e.g. 'counts ~ RNAi'")
     fit.add_argument("--groups", required=True, help="column of group labels (e.g. slide)")
     fit.add_argument("--re-formula", help="random slopes, e.g. '~area' (default: intercept)")
+    fit.add_argument("--vc-formula", action="append", default=[], metavar="NAME[=FORMULA]",
+                     help="a factor nested in the groups with its own random intercept "
+                          "(R: ~ 1 | groups/NAME): a column name, or NAME='0 + C(col)'; "
+                          "repeat for several")
     fit.add_argument("--exposure", help="column whose log is the offset")
     fit.add_argument("--offset", help="column added to the linear predictor")
     fit.add_argument("--theta", type=float, help="fix theta (default: ML of glm.nb)")
     fit.add_argument("--missing", choices=["none", "drop", "raise"], default="none",
-                     help="missing values: drop the rows or stop (default)")
+                     help="missing values: drop the rows (drop) or stop (default)")
     fit.add_argument("--format", choices=["text", "json"], default="text",
                      help="text summary (default) or JSON")
     return parser
@@ -79,7 +83,7 @@ def results_to_dict(res):
     def named(values, cast=float):
         return {n: cast(v) for n, v in zip(names, np.asarray(values))}
 
-    return {
+    return _json_safe({
         "params": named(res.params), "bse": named(res.bse), "ddf": named(res.ddf, int),
         "tvalues": named(res.tvalues), "pvalues": named(res.pvalues),
         "theta": res.theta, "theta_source": res.theta_source,
@@ -87,7 +91,30 @@ def results_to_dict(res):
         "cov_re": np.asarray(res.cov_re).tolist(), "cov_re_names": list(res.model.exog_re_names),
         "nobs": int(res.nobs), "n_groups": int(res.n_groups),
         "n_iter": int(res.n_iter), "converged": bool(res.converged),
-    }
+    })
+
+
+def _json_safe(value):
+    """NaN and infinities as ``null``: JSON has no literal for them (``NaN`` is invalid)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _vc_formula(specs):
+    """``--vc-formula`` values as from_formula's dict: ``col`` or ``name=formula``."""
+    out = {}
+    for spec in specs:
+        name, sep, formula = spec.partition("=")
+        name = name.strip()
+        if not name:
+            raise _UsageError(f"--vc-formula {spec!r} has no name; write NAME or NAME=FORMULA")
+        out[name] = formula.strip() if sep else f"0 + C({name})"
+    return out or None
 
 
 def _fit_csv(args):
@@ -101,18 +128,26 @@ def _fit_csv(args):
         if col not in data.columns:
             raise _UsageError(f"column {col!r} is not in {args.data!r}; "
                               f"columns are {', '.join(map(str, data.columns))}")
+    vc_formula = _vc_formula(args.vc_formula)
     try:
         model = NegBinMixedGLM.from_formula(
             args.formula, data, groups=args.groups, re_formula=args.re_formula,
-            exposure=args.exposure, offset=args.offset, theta=args.theta,
-            missing=args.missing)
-    except Exception as err:  # patsy/formula and validation errors: one line for the user
+            vc_formula=vc_formula, exposure=args.exposure, offset=args.offset,
+            theta=args.theta, missing=args.missing)
+        return model.fit()
+    except Exception as err:  # formula, validation and fit errors: one line for the user
         raise _UsageError(f"{type(err).__name__}: {err}".splitlines()[0]) from None
-    return model.fit()
 
 
 class _UsageError(Exception):
     pass
+
+
+def _print_warnings(caught):
+    """Each warning once, as one line on stderr (not Python's file:line format)."""
+    for line in dict.fromkeys(f"{w.category.__name__}: {w.message}".splitlines()[0]
+                              for w in caught):
+        print(f"glmmnb: warning: {line}", file=sys.stderr)
 
 
 def main(argv=None):
@@ -143,14 +178,16 @@ def main(argv=None):
         print(res.summary())
         return 0
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
             res = _fit_csv(args)
     except _UsageError as err:
+        _print_warnings(caught)
         print(f"glmmnb: error: {err}", file=sys.stderr)
         return 2
+    _print_warnings(caught)
     if args.format == "json":
-        print(json.dumps(results_to_dict(res), indent=2))
+        print(json.dumps(results_to_dict(res), indent=2, allow_nan=False))
     else:
         print(res.summary())
     return 0

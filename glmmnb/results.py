@@ -301,7 +301,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
                              f"[{alpha / 2:g}": ci[:, 0], f"{1 - alpha / 2:g}]": ci[:, 1]},
                             index=list(self.model.exog_names))
 
-    def subsample(self, size, n_rep, random_state=None, n_jobs=1, progress=False,
+    def subsample(self, size, n_rep, random_state=None, n_jobs=None, progress=False,
                   **fit_kwargs):
         """The tutorial's subsampling study: refit on random subsets of rows.
 
@@ -315,8 +315,9 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
             Number of subsets.
         random_state : int or numpy.random.Generator, optional
             Seed; the numbers do not depend on ``n_jobs``.
-        n_jobs : int
-            joblib workers (a Dask cluster through joblib's dask backend).
+        n_jobs : int, optional
+            joblib workers; the default follows an active
+            ``joblib.parallel_config`` (e.g. a Dask cluster), else one.
         progress : bool
             Show a tqdm progress bar.
         **fit_kwargs

@@ -10,10 +10,13 @@ joblib's ``dask`` backend).
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
 import pandas as pd
+
+from .. import _validation
 
 __all__ = ["SubsampleResults", "subsample"]
 
@@ -32,13 +35,17 @@ class SubsampleResults:
         The row positions each replicate used.
     failures : dict of int -> str
         Replicates whose refit failed, with the reason.
+    refit_warnings : dict of int -> list of str, optional
+        Replicates whose refit warned (e.g. did not converge, or a NaN
+        p-value from 0 denominator df), with each warning as one line.
     """
 
-    def __init__(self, params, pvalues, rows, failures):
+    def __init__(self, params, pvalues, rows, failures, refit_warnings=None):
         self.params = params
         self.pvalues = pvalues
         self.rows = rows
         self.failures = failures
+        self.refit_warnings = dict(refit_warnings or {})
 
     def summary(self, column=None):
         """Quantiles of the p-values, like R's ``summary(pvals)``.
@@ -79,6 +86,12 @@ def _model_arrays(model):
     }
 
 
+# What a refit on a subset can fail with (input checks, singular or overflowing
+# numerics): recorded as that replicate's failure.  Anything else is a bug and
+# propagates.
+_NUMERICAL_FAILURES = (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError)
+
+
 def _refit_chunk(arrays, theta, rows_chunk, fit_kwargs):
     from ..model import NegBinMixedGLM
 
@@ -87,29 +100,77 @@ def _refit_chunk(arrays, theta, rows_chunk, fit_kwargs):
         part = {k: (None if v is None else v[rows]) for k, v in arrays.items()
                 if k != "vc_groups"}
         vc = {k: v[rows] for k, v in arrays["vc_groups"].items()}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
                 res = NegBinMixedGLM(part["endog"], part["exog"], part["groups"],
                                      exog_re=part["exog_re"], vc_groups=vc,
                                      offset=part["offset"], theta=theta).fit(**fit_kwargs)
-            out.append((np.asarray(res.params), np.asarray(res.pvalues), None))
-        except (ValueError, np.linalg.LinAlgError) as err:
-            out.append((None, None, f"{type(err).__name__}: {err}"))
+                fitted, err = (np.asarray(res.params), np.asarray(res.pvalues)), None
+            except _NUMERICAL_FAILURES as exc:
+                fitted, err = (None, None), f"{type(exc).__name__}: {exc}"
+        notes = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+        out.append((*fitted, err, notes))
     return out
 
 
-def _progress(iterable, total, progress):
+def _progress(total, progress):
+    """A tqdm bar over ``total`` refits, or None."""
     if not progress:
-        return iterable
+        return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
         raise ImportError('progress=True needs tqdm: pip install "glmmnb[parallel]"') from None
-    return tqdm(iterable, total=total, desc="refits")
+    return tqdm(total=total, desc="refits")
 
 
-def subsample(results, size, n_rep, random_state=None, n_jobs=1, progress=False, **fit_kwargs):
+def _check_study(nobs, size, n_rep, random_state, fit_kwargs):
+    """Every argument checked before the first refit, so a typo fails at once."""
+    for name, value in (("size", size), ("n_rep", n_rep)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if not 0 < size <= nobs:
+        raise ValueError(f"size must be between 1 and the {nobs} rows of the data, got {size}")
+    if n_rep < 1:
+        raise ValueError(f"n_rep must be at least 1, got {n_rep}")
+    try:
+        rng = np.random.default_rng(random_state)
+    except (TypeError, ValueError):
+        raise TypeError(f"random_state must be None, an integer seed or a "
+                        f"numpy.random.Generator, got {random_state!r}") from None
+    options = dict(fit_kwargs)
+    _validation.check_fit_options(options.pop("maxiter", 10), options.pop("tol", 1e-6))
+    _validation.check_fit_kwargs(options)
+    return rng
+
+
+def _run(tasks, n_jobs):
+    """Run the chunks here (``n_jobs=1``) or through joblib, honouring ``parallel_config``."""
+    if n_jobs == 1:
+        return (f(*a) for f, a in tasks)
+    try:
+        from joblib import Parallel, delayed
+    except ImportError:
+        if n_jobs is None:
+            return (f(*a) for f, a in tasks)
+        raise ImportError('n_jobs != 1 needs joblib: pip install "glmmnb[parallel]"') from None
+    return Parallel(n_jobs=n_jobs, return_as="generator")(delayed(f)(*a) for f, a in tasks)
+
+
+def _n_chunks(n_rep, n_jobs):
+    """About four chunks per worker, so that slow refits even out."""
+    if n_jobs is None:
+        try:
+            from joblib import effective_n_jobs
+        except ImportError:
+            return 1
+        n_jobs = effective_n_jobs(None)
+    return min(n_rep, max(1, abs(n_jobs)) * 4)
+
+
+def subsample(results, size, n_rep, random_state=None, n_jobs=None, progress=False,
+              **fit_kwargs):
     """Refit ``results.model`` on ``n_rep`` random subsets of ``size`` rows.
 
     Theta is held at the full-data value, as the tutorial does.
@@ -124,9 +185,11 @@ def subsample(results, size, n_rep, random_state=None, n_jobs=1, progress=False,
         Number of subsets.
     random_state : int, numpy.random.Generator or None
         Seed; the same seed gives the same numbers whatever ``n_jobs``.
-    n_jobs : int
-        Parallel workers (joblib); inside ``joblib.parallel_config(backend=
-        "dask")`` the refits run on a Dask cluster.
+    n_jobs : int, optional
+        Parallel workers (joblib).  The default ``None`` follows joblib: one
+        worker here unless an active ``joblib.parallel_config`` says
+        otherwise, e.g. ``parallel_config(backend="dask")`` runs the refits
+        on a Dask cluster.  ``1`` always runs them in this process.
     progress : bool
         Show a tqdm progress bar.
     **fit_kwargs
@@ -135,6 +198,14 @@ def subsample(results, size, n_rep, random_state=None, n_jobs=1, progress=False,
     Returns
     -------
     SubsampleResults
+        A refit that fails numerically is a row of NaN, with its reason in
+        ``failures``; the warnings of each refit are in ``refit_warnings``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``size``, ``n_rep``, ``random_state`` or a fit option is invalid
+        (checked before any refit).
 
     See Also
     --------
@@ -152,27 +223,19 @@ def subsample(results, size, n_rep, random_state=None, n_jobs=1, progress=False,
     """
     model = results.model
     nobs = int(model.nobs)
-    if not 0 < size <= nobs:
-        raise ValueError(f"size must be between 1 and the {nobs} rows of the data, got {size}")
-    if n_rep < 1:
-        raise ValueError(f"n_rep must be at least 1, got {n_rep}")
-    rng = np.random.default_rng(random_state)
+    rng = _check_study(nobs, size, n_rep, random_state, fit_kwargs)
     rows = np.array([rng.choice(nobs, size=size, replace=False) for _ in range(n_rep)])
     arrays = _model_arrays(model)
-    chunks = np.array_split(np.arange(n_rep), min(n_rep, max(1, abs(n_jobs)) * 4))
-    if n_jobs == 1:
-        parts = (_refit_chunk(arrays, results.theta, rows[c], fit_kwargs) for c in chunks)
-    else:
-        try:
-            from joblib import Parallel, delayed
-        except ImportError:
-            raise ImportError('n_jobs != 1 needs joblib: pip install "glmmnb[parallel]"') from None
-
-        parts = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_refit_chunk)(arrays, results.theta, rows[c], fit_kwargs) for c in chunks)
+    chunks = np.array_split(np.arange(n_rep), _n_chunks(n_rep, n_jobs))
+    tasks = [(_refit_chunk, (arrays, results.theta, rows[c], fit_kwargs)) for c in chunks]
+    bar = _progress(n_rep, progress)
     outcomes = []
-    for part in _progress(parts, len(chunks), progress):
+    for part in _run(tasks, n_jobs):
         outcomes.extend(part)
+        if bar is not None:
+            bar.update(len(part))
+    if bar is not None:
+        bar.close()
     return _collect(outcomes, rows, list(model.exog_names))
 
 
@@ -180,16 +243,25 @@ def _collect(outcomes, rows, names):
     k = len(names)
     params = np.full((len(outcomes), k), np.nan)
     pvalues = np.full((len(outcomes), k), np.nan)
-    failures = {}
-    for i, (par, pv, err) in enumerate(outcomes):
+    failures, warned = {}, {}
+    for i, (par, pv, err, notes) in enumerate(outcomes):
         if err is None:
             params[i], pvalues[i] = par, pv
         else:
             failures[i] = err
+        if notes:
+            warned[i] = notes
     if failures:
         warnings.warn(f"{len(failures)} of {len(outcomes)} refits failed (their rows are "
                       "NaN; see .failures), e.g. " + next(iter(failures.values())),
                       UserWarning, stacklevel=3)
+    nan_rows = int(np.isnan(pvalues).any(axis=1).sum()) - len(failures)
+    if warned:
+        first = next(iter(warned.values()))[0]
+        warnings.warn(f"{len(warned)} of {len(outcomes)} refits warned ({nan_rows} more gave "
+                      f"NaN p-values; see .refit_warnings), e.g. {first}",
+                      UserWarning, stacklevel=3)
     index = pd.RangeIndex(len(outcomes), name="replicate")
     return SubsampleResults(pd.DataFrame(params, index=index, columns=names),
-                            pd.DataFrame(pvalues, index=index, columns=names), rows, failures)
+                            pd.DataFrame(pvalues, index=index, columns=names), rows, failures,
+                            warned)
