@@ -17,7 +17,7 @@ import pandas as pd
 from patsy import EvalEnvironment, ModelDesc, PatsyError
 from statsmodels.formula._manager import FormulaManager
 
-__all__ = ["referenced_columns", "response_columns", "bar_terms", "drop_unused_levels", "caller_env",
+__all__ = ["referenced_columns", "response_columns", "factor_columns", "bar_terms", "drop_unused_levels", "caller_env",
            "re_design", "nested_labels", "constraint_matrix"]
 
 _INDICATOR = re.compile(r"^\s*0\s*\+\s*C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)\s*$")
@@ -72,6 +72,21 @@ def response_columns(data, formula):
         for factor in term.factors:
             names.update(_names_in(factor.code))
     return [c for c in data.columns if c in names]
+
+
+def factor_columns(data, formula):
+    """Columns of ``data`` that the right of ``formula`` uses as factors (``x`` or ``C(x, ...)``)."""
+    desc = ModelDesc.from_formula(formula)
+    names = set()
+    for term in desc.rhs_termlist:
+        for factor in term.factors:
+            node = ast.parse(factor.code, mode="eval").body
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "C" and node.args):
+                node = node.args[0]
+            if isinstance(node, ast.Name):
+                names.add(node.id)
+    return [c for c in data.columns if c in names and data[c].dtype.kind not in "iufc"]
 
 
 def bar_terms(formula):

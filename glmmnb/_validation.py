@@ -21,7 +21,7 @@ __all__ = [
     "check_fit_finite", "check_fit_kwargs", "check_model_kwargs", "check_alpha",
     "check_level", "check_array_inputs", "exog_re_matrix", "check_formula_args",
     "check_no_bars", "reject_crossed", "resolve_input", "subset_positions",
-    "check_response_columns",
+    "check_response_columns", "check_factor_levels",
 ]
 
 THETA_RUNAWAY = 1e-4
@@ -178,10 +178,14 @@ def _collinear_message(X, names, aliased, rank):
                "interaction cell without data, or levels= naming an absent level); remove "
                "the term or that level")
     else:
-        why = ("each a linear combination of the columns before it: a covariate that is "
-               "constant, duplicates another or is determined by a factor in the model; "
-               "remove one of the terms involved (R's glmmPQL cannot fit this design "
-               "either)")
+        kept = [j for j in range(X.shape[1]) if j not in set(aliased)]
+        coef = np.linalg.lstsq(X[:, kept], X[:, aliased[0]], rcond=None)[0]
+        used = [repr(names[kept[i]]) for i in np.flatnonzero(
+            np.abs(coef) > 1e-8 * max(np.abs(coef).max(), 1e-300))]
+        why = (f"{names[aliased[0]]!r} being a linear combination of {', '.join(used)} (a "
+               "covariate that is constant, duplicates another or is determined by a factor "
+               "in the model); remove one of the terms involved (R's glmmPQL cannot fit "
+               "this design either)")
     return (f"the fixed effects are collinear (rank {rank} < {X.shape[1]} columns); "
             f"aliased column(s): {shown}, {why}")
 
@@ -503,6 +507,9 @@ def check_formula_args(formula, data, re_formula, vc_formula):
                         f"{{'field': '0 + C(field)'}}; got {vc_formula!r}")
 
 
+_BAR = r"\(\s*([^()|]*?)\s*\|\s*([^()]*?)\s*\)"
+
+
 def check_no_bars(formula, re_formula, bars, re_bars):
     """lme4's ``(x | g)`` syntax: say how to write it here instead of a patsy error.
 
@@ -520,9 +527,10 @@ def check_no_bars(formula, re_formula, bars, re_bars):
                          f"re_formula='~{lhs}', groups={rhs!r}")
     if not bars:
         return
-    fixed = re.sub(r"\+?\s*\(\s*[^()|]*\|[^()]*\)", "", formula).strip()
+    written = re.findall(_BAR, formula) or bars
+    fixed = re.sub(r"\+?\s*" + _BAR, "", formula).strip()
     fixed = re.sub(r"~\s*$", "~ 1", re.sub(r"\s*\+\s*$", "", fixed))
-    lhs, rhs = bars[0]
+    lhs, rhs = written[0]
     outer, *nested = [p.strip() for p in rhs.split("/")]
     advice = f"from_formula({fixed!r}, data, groups={outer!r}"
     if lhs.strip() != "1":
@@ -531,7 +539,7 @@ def check_no_bars(formula, re_formula, bars, re_bars):
         advice += ", vc_formula={" + ", ".join(f"{b!r}: '0 + C({b})'" for b in nested) + "}"
     advice += ")"
     extra = "; several (x | g) terms would be crossed random effects, which are not supported" \
-        if len(bars) > 1 else ""
+        if len(written) > 1 else ""
     raise ValueError(f"formula {formula!r} uses lme4's (x | g) syntax, which the fixed-effects "
                      f"formula cannot hold: give the random part with groups=, re_formula= "
                      f"and vc_formula=, e.g. {advice}{extra}")
@@ -654,3 +662,18 @@ def check_response_columns(data, columns):
             raise ValueError(f"the response column {c!r} is non-numeric (dtype "
                              f"{data[c].dtype}); counts must be numbers >= 0: convert it, "
                              f"e.g. pandas.to_numeric(data[{c!r}])")
+
+
+def check_factor_levels(data, columns):
+    """A factor of the fixed part needs two levels among the rows fitted, as in R.
+
+    patsy would silently give a one-level factor no column; R stops with
+    "contrasts can be applied only to factors with 2 or more levels".
+    """
+    for c in columns:
+        levels = pd.unique(data[c].dropna())
+        if len(levels) < 2:
+            raise ValueError(f"column {c!r} has a single level ({levels[:1].tolist()}) in the rows "
+                             "fitted, so it has no effect to estimate (R: contrasts can be "
+                             "applied only to factors with 2 or more levels); remove it from "
+                             "the formula or fit rows with more levels")

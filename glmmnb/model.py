@@ -234,6 +234,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
             data = data.loc[keep]
             extra = {k: None if v is None else v.loc[keep] for k, v in extra.items()}
         data = _formula.drop_unused_levels(data, cols)
+        _validation.check_factor_levels(data, _formula.factor_columns(data, formula))
         group_name = names["groups"] if names["groups"] != "groups" else "Group"
         exog_re, re_names = None, [group_name]
         if re_formula is not None:
