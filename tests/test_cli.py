@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REFERENCE
@@ -52,3 +53,71 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+# --- issue 9: valid JSON, the nested and missing options, one-line warnings -----
+
+@pytest.fixture
+def day1_csv(tmp_path, seed_data):
+    """Day 1 only: the RNAi effect has 0 denominator df, so its p-value is NaN (as in R)."""
+    path = tmp_path / "day1.csv"
+    seed_data[seed_data["experiment"] == "day1"].to_csv(path, index=False)
+    return path
+
+
+def _strict_json(text):
+    def reject(constant):
+        raise AssertionError(f"invalid JSON constant {constant}")
+
+    return json.loads(text, parse_constant=reject)
+
+
+def test_json_writes_null_for_nan(capsys, day1_csv):
+    code = main(["fit", str(day1_csv), "--formula", "counts ~ RNAi", "--groups", "slide",
+                 "--format", "json"])
+    assert code == 0
+    out = _strict_json(capsys.readouterr().out)
+    assert out["pvalues"]["RNAi[T.Target]"] is None
+    assert out["ddf"]["RNAi[T.Target]"] == 0
+
+
+def test_warnings_are_one_clean_line_each(capsys, day1_csv):
+    assert main(["fit", str(day1_csv), "--formula", "counts ~ RNAi", "--groups", "slide"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and all(line.startswith("glmmnb: warning: ") for line in err)
+    assert any("0 denominator df" in line for line in err)
+    assert len(err) == len(set(err))
+
+
+def test_vc_formula_option_matches_r(capsys):
+    case = REFERENCE / "v11_nested"
+    expected = json.loads((case / "expected.json").read_text())
+    for spec in ("slide", "slide=0 + C(slide)"):
+        code = main(["fit", str(case / "data.csv"), "--formula", expected["formula"],
+                     "--groups", expected["groups"], "--vc-formula", spec, "--format", "json"])
+        assert code == 0
+        out = _strict_json(capsys.readouterr().out)
+        assert list(out["params"].values()) == pytest.approx(expected["pql"]["params"],
+                                                             rel=1e-4)
+        assert list(out["ddf"].values()) == expected["pql"]["df"]
+
+
+def test_missing_drop_option(capsys, tmp_path, seed_data):
+    path = tmp_path / "gap.csv"
+    seed_data.assign(counts=seed_data["counts"].astype(float).where(seed_data.index != 4)
+                     ).to_csv(path, index=False)
+    argv = ["fit", str(path), "--formula", "counts ~ RNAi", "--groups", "slide",
+            "--format", "json"]
+    assert main(argv) == 2
+    assert "missing values" in capsys.readouterr().err
+    assert main(argv + ["--missing", "drop"]) == 0
+    assert _strict_json(capsys.readouterr().out)["nobs"] == 199
+
+
+def test_fit_failure_is_one_line(capsys, tmp_path, seed_data):
+    path = tmp_path / "exact.csv"
+    exact = seed_data.assign(counts=np.where(seed_data["RNAi"] == "Target", 5, 3))
+    exact.to_csv(path, index=False)
+    assert main(["fit", str(path), "--formula", "counts ~ RNAi", "--groups", "slide"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("glmmnb: error: FloatingPointError")
