@@ -17,8 +17,9 @@ import pandas as pd
 from patsy import EvalEnvironment, ModelDesc, PatsyError
 from statsmodels.formula._manager import FormulaManager
 
-__all__ = ["referenced_columns", "response_columns", "factor_columns", "bar_terms", "drop_unused_levels", "caller_env",
-           "re_design", "nested_labels", "constraint_matrix"]
+__all__ = ["referenced_columns", "response_columns", "factor_columns", "bar_terms",
+           "drop_unused_levels", "caller_env", "re_design", "nested_labels",
+           "constraint_matrix"]
 
 _INDICATOR = re.compile(r"^\s*0\s*\+\s*C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)\s*$")
 
@@ -75,7 +76,7 @@ def response_columns(data, formula):
 
 
 def factor_columns(data, formula):
-    """Columns of ``data`` that the right of ``formula`` uses as factors (``x`` or ``C(x, ...)``)."""
+    """Non-numeric columns that the right of ``formula`` uses as factors: ``x``, ``C(x, ...)``."""
     desc = ModelDesc.from_formula(formula)
     names = set()
     for term in desc.rhs_termlist:

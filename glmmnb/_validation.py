@@ -14,12 +14,14 @@ import numpy as np
 import pandas as pd
 from statsmodels.tools.sm_exceptions import MissingDataError
 
+from . import _formula
+
 __all__ = [
     "describe_rows", "missing_mask", "check_counts", "check_design",
     "check_offset", "check_theta", "check_groups", "check_exog_re",
     "check_fit_options", "check_grouping", "theta_ran_away", "check_ddf",
-    "check_fit_finite", "check_fit_kwargs", "check_model_kwargs", "check_alpha",
-    "check_level", "check_array_inputs", "exog_re_matrix", "check_formula_args",
+    "check_fit_finite", "check_fit_kwargs", "check_model_kwargs", "check_formula_call",
+    "check_alpha", "check_level", "check_array_inputs", "exog_re_matrix", "check_formula_args",
     "check_no_bars", "reject_crossed", "resolve_input", "subset_positions",
     "check_response_columns", "check_factor_levels",
 ]
@@ -400,7 +402,11 @@ _FIT_UNSUPPORTED = {
 }
 
 
-def check_model_kwargs(kwargs, allowed):
+MODEL_KWARGS = ("missing_idx", "formula", "model_spec", "hasconst")
+"""Keywords statsmodels' ``from_formula`` passes on to the model constructor."""
+
+
+def check_model_kwargs(kwargs, allowed=MODEL_KWARGS):
     """Refuse keywords the model would otherwise ignore (e.g. ``weights=``).
 
     A silently unweighted fit of weighted data is a wrong answer, so these
@@ -508,6 +514,15 @@ def check_formula_args(formula, data, re_formula, vc_formula):
 
 
 _BAR = r"\(\s*([^()|]*?)\s*\|\s*([^()]*?)\s*\)"
+
+
+def check_formula_call(formula, data, groups, re_formula, vc_formula, kwargs):
+    """Every check of ``from_formula``'s arguments that needs no formula evaluated."""
+    check_formula_args(formula, data, re_formula, vc_formula)
+    check_no_bars(formula, re_formula, _formula.bar_terms(formula),
+                  _formula.bar_terms(re_formula) if re_formula else [])
+    check_model_kwargs(kwargs)
+    reject_crossed(groups)
 
 
 def check_no_bars(formula, re_formula, bars, re_bars):

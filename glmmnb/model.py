@@ -109,7 +109,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
             vc_groups = {k: _take(v, keep) for k, v in vc_groups.items()}
         self.n_dropped = 0 if keep is None else int((~keep).sum())
         kwargs.pop("missing_idx", None)
-        _validation.check_model_kwargs(kwargs, _MODEL_KWARGS)
+        _validation.check_model_kwargs(kwargs)
         super().__init__(endog, exog, groups=groups, exog_re=exog_re, offset=offset,
                          exposure=exposure, missing="none", **kwargs)
         self.theta = _validation.check_theta(theta)
@@ -209,32 +209,11 @@ class NegBinMixedGLM(base.LikelihoodModel):
         ['Intercept', 'RNAi[T.Target]']
         """
         env = _formula.caller_env(kwargs.pop("eval_env", None), 1)
-        _validation.check_formula_args(formula, data, re_formula, vc_formula)
-        _validation.check_no_bars(formula, re_formula, _formula.bar_terms(formula),
-                                  _formula.bar_terms(re_formula) if re_formula else [])
-        _validation.check_model_kwargs(kwargs, _MODEL_KWARGS)
-        _validation.reject_crossed(groups)
+        _validation.check_formula_call(formula, data, groups, re_formula, vc_formula, kwargs)
         extra = {"groups": groups, "offset": offset, "exposure": exposure}
         names = {k: v if isinstance(v, str) else k for k, v in extra.items()}
-        extra = {k: _validation.resolve_input(data, v, k, numeric=k != "groups")
-                 for k, v in extra.items()}
-        if extra["groups"] is None:
-            raise ValueError("groups is required: a column name or an array of group labels")
-        if subset is not None:
-            rows = _validation.subset_positions(data, subset)
-            data = data.iloc[rows]
-            extra = {k: None if v is None else v.iloc[rows] for k, v in extra.items()}
-        formulas = (formula, re_formula, *(vc_formula or {}).values())
-        _validation.check_response_columns(data, _formula.response_columns(data, formula))
-        cols = _formula.referenced_columns(data, *formulas)
-        arrays = {f"column {c!r}": data[c] for c in cols}
-        arrays.update({f"{k} ({names[k]!r})": v for k, v in extra.items() if v is not None})
-        keep = _validation.missing_mask(arrays, missing, data.index)
-        if keep is not None:
-            data = data.loc[keep]
-            extra = {k: None if v is None else v.loc[keep] for k, v in extra.items()}
-        data = _formula.drop_unused_levels(data, cols)
-        _validation.check_factor_levels(data, _formula.factor_columns(data, formula))
+        data, extra, keep = _formula_rows(data, formula, re_formula, vc_formula, extra, names,
+                                          subset, missing)
         group_name = names["groups"] if names["groups"] != "groups" else "Group"
         exog_re, re_names = None, [group_name]
         if re_formula is not None:
@@ -394,7 +373,31 @@ class NegBinMixedGLM(base.LikelihoodModel):
         return np.nan
 
 
-_MODEL_KWARGS = ("missing_idx", "formula", "model_spec", "hasconst")
+def _formula_rows(data, formula, re_formula, vc_formula, extra, names, subset, missing):
+    """The rows ``from_formula`` fits: ``subset``, then ``missing``, then unused levels dropped.
+
+    Returns the data, the per-row inputs as Series on its index, and the
+    kept-rows mask of ``missing="drop"`` (None when nothing was dropped).
+    """
+    extra = {k: _validation.resolve_input(data, v, k, numeric=k != "groups")
+             for k, v in extra.items()}
+    if extra["groups"] is None:
+        raise ValueError("groups is required: a column name or an array of group labels")
+    if subset is not None:
+        rows = _validation.subset_positions(data, subset)
+        data = data.iloc[rows]
+        extra = {k: None if v is None else v.iloc[rows] for k, v in extra.items()}
+    _validation.check_response_columns(data, _formula.response_columns(data, formula))
+    cols = _formula.referenced_columns(data, formula, re_formula, *(vc_formula or {}).values())
+    arrays = {f"column {c!r}": data[c] for c in cols}
+    arrays.update({f"{k} ({names[k]!r})": v for k, v in extra.items() if v is not None})
+    keep = _validation.missing_mask(arrays, missing, data.index)
+    if keep is not None:
+        data = data.loc[keep]
+        extra = {k: None if v is None else v.loc[keep] for k, v in extra.items()}
+    data = _formula.drop_unused_levels(data, cols)
+    _validation.check_factor_levels(data, _formula.factor_columns(data, formula))
+    return data, extra, keep
 
 
 @contextlib.contextmanager
