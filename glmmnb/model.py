@@ -402,13 +402,15 @@ def _formula_rows(data, formula, re_formula, vc_formula, extra, names, subset, m
 
 @contextlib.contextmanager
 def _transform_nan_is_missing(formula):
-    """Turn patsy's NaN error into MissingDataError: the raw columns were already clean,
-    so a transform in the formula (e.g. ``np.log`` of a negative) made the NaN."""
+    """Turn patsy's errors into ours: a NaN is MissingDataError (the raw columns were
+    already clean, so a transform in the formula, e.g. ``np.log`` of a negative, made
+    it); any other is a ValueError naming the formula, with patsy's first line."""
     try:
         yield
     except PatsyError as err:
         if "missing values" not in str(err):
-            raise
+            raise ValueError(f"cannot evaluate the formula {formula!r}: "
+                             f"{str(err).splitlines()[0]}") from None
         raise MissingDataError(
             f"the formula {formula!r} produces missing values (a transform such as "
             "np.log of a negative number?); transform or filter the data first") from err

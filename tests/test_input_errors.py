@@ -239,6 +239,10 @@ ODD = {
                               r"re_formula='~area\|slide'.*re_formula='~area', groups='slide'"),
     "groups column missing": (lambda d: _call(d, groups="plate"), KeyError,
                               "groups column 'plate' is not in the data"),
+    "unknown fixed variable": (lambda d: _call(d, "counts ~ nothere"), ValueError,
+                               r"cannot evaluate the formula 'counts ~ nothere'.*nothere"),
+    "unparsable formula": (lambda d: _call(d, "counts ~ RNAi +"), ValueError,
+                           r"cannot parse the formula 'counts ~ RNAi \+'"),
     "unparsable re_formula": (lambda d: _call(d, re_formula="~nothere"), ValueError,
                               "cannot evaluate re_formula='~nothere'"),
 }

@@ -73,8 +73,8 @@ class SubsampleResults:
         return table if column is None else table.loc[column]
 
     def __repr__(self):
-        return (f"SubsampleResults({len(self.params)} replicates, "
-                f"{len(self.failures)} failed)\n{self.summary()}")
+        return (f"SubsampleResults({len(self.params)} replicates, {len(self.failures)} "
+                f"failed, {len(self.refit_warnings)} warned)\n{self.summary()}")
 
 
 def _model_arrays(model):
