@@ -230,8 +230,9 @@ def check_theta(theta):
     """``None`` (estimate), a positive float, or ``inf`` (the Poisson limit)."""
     if theta is None:
         return None
-    if isinstance(theta, (bool, np.bool_)):
-        raise TypeError(f"theta must be None or a positive number, got the boolean {theta!r}")
+    if isinstance(theta, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"theta must be None or a positive number, got "
+                        f"{type(theta).__name__} {theta!r}")
     try:
         theta = float(theta)
     except (TypeError, ValueError):

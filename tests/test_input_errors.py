@@ -45,6 +45,14 @@ def test_permuted_groups_series_is_aligned(data, perm):
     assert_r_seed(fit(data, groups=data["slide"].iloc[perm]))
 
 
+def test_full_data_series_with_a_subset_frame_is_aligned(data):
+    day2 = data[data["experiment"] == "day2"]
+    poisoned = data["e"].where(data["experiment"] == "day2", -1.0)  # rows that are not fitted
+    res = fit(day2, "counts ~ 1", groups=data["slide"], exposure=poisoned)
+    direct = fit(day2, "counts ~ 1", groups="slide", exposure="e")
+    np.testing.assert_array_equal(res.params, direct.params)
+
+
 def test_reversed_offset_and_permuted_exposure_are_aligned():
     data, expected = load_case(REFERENCE / "v05_offset")
     log_e = np.log(data["exposure"])
@@ -101,7 +109,8 @@ def test_ranef_unknown_level(seed_res):
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    ({"theta": True}, TypeError, "theta must be None or a positive number.*True"),
+    ({"theta": True}, TypeError, "theta must be None or a positive number.*bool True"),
+    ({"theta": "2"}, TypeError, "theta must be None or a positive number.*str '2'"),
     ({"weights": np.ones(200)}, NotImplementedError, "weights= is not supported"),
     ({"family": "poisson"}, NotImplementedError, "family= is not supported.*theta=numpy.inf"),
     ({"link": "log"}, NotImplementedError, "link= is not supported"),
