@@ -523,7 +523,7 @@ def check_formula_call(formula, data, groups, re_formula, vc_formula, kwargs):
     check_no_bars(formula, re_formula, _formula.bar_terms(formula),
                   _formula.bar_terms(re_formula) if re_formula else [])
     check_model_kwargs(kwargs)
-    reject_crossed(groups)
+    reject_crossed(groups, data.columns)
 
 
 def check_no_bars(formula, re_formula, bars, re_bars):
@@ -543,7 +543,11 @@ def check_no_bars(formula, re_formula, bars, re_bars):
                          f"re_formula='~{lhs}', groups={rhs!r}")
     if not bars:
         return
-    written = re.findall(_BAR, formula) or bars
+    written = re.findall(_BAR, formula)
+    if not written:
+        raise ValueError(f"formula {formula!r} uses '|', which has no meaning in the "
+                         "fixed-effects formula; give the random part with groups= (and "
+                         f"re_formula= for random slopes), e.g. groups={bars[0][1]!r}")
     fixed = re.sub(r"\+?\s*" + _BAR, "", formula).strip()
     fixed = re.sub(r"~\s*$", "~ 1", re.sub(r"\s*\+\s*$", "", fixed))
     lhs, rhs = written[0]
@@ -561,11 +565,11 @@ def check_no_bars(formula, re_formula, bars, re_bars):
                      f"and vc_formula=, e.g. {advice}{extra}")
 
 
-def reject_crossed(groups):
+def reject_crossed(groups, columns):
     """Several grouping columns would be crossed random effects, which PQL here does not fit."""
     several = (isinstance(groups, pd.DataFrame) and groups.shape[1] > 1) or (
-        isinstance(groups, (list, tuple)) and len(groups) > 1
-        and all(isinstance(g, str) for g in groups))
+        isinstance(groups, (list, tuple)) and 1 < len(groups) < len(columns) + 1
+        and all(isinstance(g, str) and g in columns for g in groups))
     if several:
         names = list(groups.columns) if isinstance(groups, pd.DataFrame) else list(groups)
         raise NotImplementedError(
@@ -663,8 +667,11 @@ def subset_positions(data, subset):
     positions = pd.Series(np.arange(len(data)), index=data.index)
     try:
         return np.asarray(positions.loc[subset]).reshape(-1)
-    except KeyError as err:
-        raise KeyError(f"subset has labels that are not in the data's index: {err}") from None
+    except KeyError:
+        labels = pd.Index(np.atleast_1d(np.asarray(subset, dtype=object)))
+        absent = labels[~labels.isin(data.index)].tolist()
+        raise KeyError(f"subset has labels that are not in the data's index: {absent[:5]}; "
+                       "pass row labels of the data or a boolean mask") from None
 
 
 def check_response_columns(data, columns):
