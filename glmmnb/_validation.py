@@ -451,14 +451,19 @@ def check_level(level, vc_names):
     return level
 
 
-def check_array_inputs(endog, exog):
+def check_array_inputs(endog, exog, vc_groups=None):
     """The response and design of the array interface: one column of counts, numeric exog."""
+    if vc_groups is not None and not isinstance(vc_groups, dict):
+        raise TypeError(f"vc_groups must be a dict of name -> group labels, got "
+                        f"{type(vc_groups).__name__}")
     if exog is None:
         raise ValueError("exog is required: the fixed-effects design, e.g. "
                          "numpy.ones((nobs, 1)) for an intercept only")
     if np.ndim(endog) > 1 and np.shape(endog)[1:] != (1,):
         raise ValueError(f"endog must be one column of counts, got shape {np.shape(endog)}; "
                          "fit one response at a time")
+    if np.ndim(exog) > 2:
+        raise ValueError(f"exog must be an (nobs, p) matrix, got shape {np.shape(exog)}")
     kind = np.asarray(exog).dtype.kind
     if kind not in "biuf":
         raise TypeError(f"exog must be numeric, got dtype {np.asarray(exog).dtype}; encode "
@@ -466,7 +471,7 @@ def check_array_inputs(endog, exog):
     names = list(exog.columns) if isinstance(exog, pd.DataFrame) else None
     X = np.asarray(exog, dtype=float)
     X = X.reshape(len(X), -1)
-    names = names or [f"column {j}" for j in range(X.shape[1])]
+    names = names or list(range(X.shape[1]))
     index = getattr(exog, "index", None)
     inf = np.isinf(X)
     if inf.any():

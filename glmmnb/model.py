@@ -97,7 +97,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
 
     def __init__(self, endog, exog, groups, exog_re=None, vc_groups=None, offset=None,
                  exposure=None, theta=None, missing="none", **kwargs):
-        _validation.check_array_inputs(endog, exog)
+        _validation.check_array_inputs(endog, exog, vc_groups)
         vc_groups = dict(vc_groups or {})
         arrays = {"endog": endog, "exog": exog, "groups": groups, "exog_re": exog_re,
                   "offset": offset, "exposure": exposure}

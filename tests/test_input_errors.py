@@ -277,6 +277,12 @@ ARRAY = {
                          r"endog must be one column of counts.*\(200, 2\)"),
     "string exog": (lambda y, X, g: (y, np.where(X > 0, "a", "b"), g), TypeError,
                     "exog must be numeric"),
+    "3-D exog": (lambda y, X, g: (y, X[:, :, None], g), ValueError,
+                 r"exog must be an \(nobs, p\) matrix"),
+    "infinite exog": (lambda y, X, g: (y, np.where(np.arange(200)[:, None] == 3, np.inf, X), g),
+                      ValueError, r"exog column 0 has non-finite .* \(3\)"),
+    "vc_groups a string": (lambda y, X, g: (y, X, g, None, "field"), TypeError,
+                           "vc_groups must be a dict"),
 }
 
 
