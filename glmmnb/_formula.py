@@ -116,7 +116,8 @@ def drop_unused_levels(data, columns):
         if not isinstance(col.dtype, pd.CategoricalDtype):
             continue
         codes = col.cat.codes.to_numpy()
-        if np.unique(codes[codes >= 0]).size < len(col.cat.categories):
+        used = np.bincount(codes[codes >= 0], minlength=len(col.cat.categories))
+        if not used.all():
             changed[c] = col.cat.remove_unused_categories()
     if not changed:
         return data

@@ -699,9 +699,9 @@ def check_factor_levels(data, columns):
     "contrasts can be applied only to factors with 2 or more levels".
     """
     for c in columns:
-        levels = pd.unique(data[c].dropna())
-        if len(levels) < 2:
-            raise ValueError(f"column {c!r} has a single level ({levels[:1].tolist()}) in the rows "
+        values = data[c].dropna()
+        if len(values) and not (values != values.iloc[0]).any():
+            raise ValueError(f"column {c!r} has a single level ([{values.iloc[0]!r}]) in the rows "
                              "fitted, so it has no effect to estimate (R: contrasts can be "
                              "applied only to factors with 2 or more levels); remove it from "
                              "the formula or fit rows with more levels")
