@@ -178,6 +178,9 @@ class NegBinMixedGLM(base.LikelihoodModel):
             The data; it is never modified.
         groups : str or array_like
             Column name or labels of the groups (R: ``random = ~ 1 | slide``).
+            A pandas Series (here and for ``offset``/``exposure``) is matched
+            to ``data`` by its index, never by position; an array is taken
+            in row order.
         re_formula : str, optional
             Random coefficients of the groups, e.g. ``"~area"`` (intercept and
             slope, R: ``~ area | slide``) or ``"0 + area"``; default a random
@@ -192,13 +195,24 @@ class NegBinMixedGLM(base.LikelihoodModel):
         missing : {"none", "drop", "raise"}
             Missing-value policy over every column the model uses.
         subset : array_like, optional
-            Row labels or boolean mask selecting rows of ``data``.
+            Row labels or boolean mask selecting rows of ``data``.  Factor
+            levels that no selected row has are dropped, as in R.
         *args, **kwargs
-            Passed to the model constructor.
+            Passed to the model constructor; ``eval_env`` sets the namespace
+            of every formula (default: the caller's, as statsmodels does).
 
         Returns
         -------
         NegBinMixedGLM
+
+        Raises
+        ------
+        TypeError, ValueError, KeyError
+            For an input of the wrong type or shape, a column that is not in
+            ``data``, lme4's ``(x | g)`` syntax (the message shows the call to
+            write instead), or a Series whose index cannot be matched.
+        NotImplementedError
+            For ``weights=``, ``family=`` and crossed grouping factors.
 
         Examples
         --------
@@ -244,7 +258,8 @@ class NegBinMixedGLM(base.LikelihoodModel):
             The stopping rule ``sum((eta - etaold)^2) < tol * sum(eta^2)``
             (R hard-codes 1e-6; pass a smaller value for a tighter fit).
         **kwargs
-            Not used; accepted for statsmodels compatibility.
+            None is accepted: ``cov_type`` (robust covariances) and the like
+            raise rather than be ignored.
 
         Returns
         -------
@@ -252,8 +267,10 @@ class NegBinMixedGLM(base.LikelihoodModel):
 
         Raises
         ------
-        ValueError
-            If ``maxiter`` or ``tol`` is invalid.
+        TypeError, ValueError
+            If ``maxiter`` or ``tol`` is invalid, or for an unknown keyword.
+        NotImplementedError
+            For ``cov_type=`` and other options PQL does not have.
         FloatingPointError
             If the fit breaks down (zero residual variance, non-finite
             estimates) instead of returning NaN.
@@ -266,9 +283,8 @@ class NegBinMixedGLM(base.LikelihoodModel):
             estimate of theta did not converge.
         UserWarning
             If theta ran off to infinity (no overdispersion: the Poisson
-            limit, flagged ``theta_at_limit`` and noted in the summary), if a
-            fixed effect has 0 denominator df (NaN p-value, as in R), or if
-            ``fit`` was given keywords it does not use.
+            limit, flagged ``theta_at_limit`` and noted in the summary), or if
+            a fixed effect has 0 denominator df (NaN p-value, as in R).
 
         Examples
         --------
