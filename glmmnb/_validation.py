@@ -385,8 +385,8 @@ def check_fit_finite(params, bse, scale, names):
 # --- arguments of the model, from_formula and fit ----------------------------
 
 _UNSUPPORTED = {
-    "weights": "prior weights are not supported (glmmnb fits unweighted counts, as "
-               "glmmPQL without weights=); aggregate or subset the rows instead",
+    "weights": "prior weights are not supported (R's glmmPQL takes weights=; glmmnb fits "
+               "every row with weight 1, so it would give an unweighted answer)",
     "freq_weights": "frequency weights are not supported; repeat the rows instead",
     "var_weights": "variance weights are not supported",
     "family": "the family is fixed: negative binomial with a log link (theta= sets or "
