@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from statsmodels.tools.sm_exceptions import MissingDataError
 
 from conftest import DATA, REFERENCE, load_case
@@ -398,3 +400,17 @@ def test_subsample_default_n_jobs_honours_parallel_config(seed_fit, monkeypatch)
         configured = seed_fit.subsample(size=100, n_rep=4, random_state=2)
     assert all(threads[:4]) and not any(threads[4:])
     np.testing.assert_array_equal(plain.pvalues, configured.pvalues)
+
+
+# --- property: any row order of the Series inputs gives R's fit ---------------
+
+@settings(derandomize=True, max_examples=4, deadline=None, database=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_series_inputs_in_any_order_match_r(seed):
+    data, expected = load_case(REFERENCE / "v05_offset")
+    perm = np.random.default_rng(seed).permutation(len(data))
+    shuffled = data.iloc[perm]
+    res = fit(data, "counts ~ treatment", groups=shuffled["slide"],
+              exposure=shuffled["exposure"])
+    np.testing.assert_allclose(res.params, expected["pql"]["params"], rtol=1e-5)
+    np.testing.assert_allclose(res.bse, expected["pql"]["bse"], rtol=1e-4)
