@@ -121,3 +121,14 @@ def test_fit_failure_is_one_line(capsys, tmp_path, seed_data):
     assert main(["fit", str(path), "--formula", "counts ~ RNAi", "--groups", "slide"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("glmmnb: error: FloatingPointError")
+
+
+def test_re_formula_option_matches_r(capsys):
+    case = REFERENCE / "v06_random_slope"
+    expected = json.loads((case / "expected.json").read_text())
+    code = main(["fit", str(case / "data.csv"), "--formula", expected["formula"],
+                 "--groups", expected["groups"], "--re-formula", expected["re_formula"],
+                 "--format", "json"])
+    assert code == 0
+    out = _strict_json(capsys.readouterr().out)
+    assert list(out["params"].values()) == pytest.approx(expected["pql"]["params"], rel=1e-4)

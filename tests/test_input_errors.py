@@ -103,6 +103,8 @@ def seed_res(data):
 def test_alpha_outside_zero_one(seed_res, alpha):
     with pytest.raises(ValueError, match="alpha must be between 0 and 1"):
         seed_res.conf_int(alpha=alpha)
+    with pytest.raises(ValueError, match="alpha must be between 0 and 1"):
+        seed_res.summary(alpha=alpha)
 
 
 def test_ranef_unknown_level(seed_res):
