@@ -19,7 +19,7 @@ from statsmodels.formula._manager import FormulaManager
 
 __all__ = ["referenced_columns", "response_columns", "factor_columns", "bar_terms",
            "drop_unused_levels", "caller_env", "re_design", "nested_labels",
-           "constraint_matrix"]
+           "constraint_matrix", "term_columns"]
 
 _INDICATOR = re.compile(r"^\s*0\s*\+\s*C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)\s*$")
 
@@ -190,3 +190,15 @@ def _evaluate(what, formula, data, eval_env):
 def constraint_matrix(hypothesis, names):
     """Rows of the linear hypotheses, parsed as statsmodels' ``t_test`` parses them."""
     return np.atleast_2d(FormulaManager().get_linear_constraints(hypothesis, names).constraint_matrix)
+
+
+def term_columns(model_spec, n_columns):
+    """Each model term's name and column indices; one term per column without a formula."""
+    if model_spec is None:
+        return [(None, [j]) for j in range(n_columns)]
+    mgr = FormulaManager()
+    out = []
+    for term in model_spec.terms:
+        cols = mgr.get_slice(model_spec, term)
+        out.append((mgr.get_term_name(term), list(range(n_columns))[cols]))
+    return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["nlme_ddf", "is_constant"]
+__all__ = ["nlme_ddf", "nlme_term_ddf", "is_constant"]
 
 
 def is_constant(x, tolerance=np.sqrt(np.finfo(float).eps)):
@@ -100,4 +100,64 @@ def nlme_ddf(X, level_codes):
         out[not_int] = df_level[stratum[not_int]]
     if not not_int.all():
         out[~not_int] = df_level.max()
+    return out
+
+
+def nlme_term_ddf(X, level_codes, assign):
+    """Denominator df of each model term by nlme's rule (``fixDF$terms``).
+
+    A term sits at the innermost level of its columns and all its columns
+    are counted there, so a term whose columns lie at different levels gets
+    the df of the innermost one (the df ``anova.lme`` tests it on).
+
+    Parameters
+    ----------
+    X : ndarray, shape (nobs, p)
+        Fixed-effects design.
+    level_codes : sequence of ndarray of int
+        Group codes per level, outermost first (as for :func:`nlme_ddf`).
+    assign : sequence of sequence of int
+        The columns of each term.
+
+    Returns
+    -------
+    ndarray of int, shape (n_terms,)
+
+    See Also
+    --------
+    nlme:::getFixDF : the R function this follows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> slide = np.repeat(np.arange(6), 10)
+    >>> trt = np.repeat(np.arange(6) % 3, 10)
+    >>> X = np.column_stack([np.ones(60), trt == 1, trt == 2])
+    >>> nlme_term_ddf(X, [slide], [[0], [1, 2]])
+    array([54,  3])
+    """
+    X = np.asarray(X, dtype=float)
+    N, p = X.shape
+    m = [int(c.max()) + 1 if c.size else 0 for c in level_codes]
+    df_level = np.array(m + [N]) - np.array([0] + m)
+    not_int = np.array([not is_constant(X[:, j]) for j in range(p)], dtype=bool)
+    stratum = np.zeros(p, dtype=int)
+    for j in np.flatnonzero(not_int):
+        stratum[j] = max((k + 1 for k, c in enumerate(level_codes)
+                          if _varies_within(X[:, j], c, m[k])), default=0)
+    assign = [np.asarray(a, dtype=int) for a in assign]
+    term_not_int = np.array([bool(not_int[a].any()) for a in assign])
+    term_stratum = np.array([int(stratum[a].max()) if a.size else 0 for a in assign])
+    out = np.zeros(len(assign), dtype=int)
+    if term_not_int.any():
+        for a, s in zip(assign, term_stratum):
+            if not_int[a].any():
+                df_level[s] -= a.size
+        if not term_not_int.all():
+            df_level[0] -= 1
+        else:
+            df_level[1:] += 1
+        out[term_not_int] = df_level[term_stratum[term_not_int]]
+    if not term_not_int.all():
+        out[~term_not_int] = df_level.max()
     return out

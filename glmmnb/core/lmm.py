@@ -94,6 +94,10 @@ class LMMFit:
         Minus twice the maximised log-likelihood.
     converged : bool
         Whether the optimiser reported success.
+    crossproducts : ndarray or None
+        The innermost groups' weighted cross-products of ``[Z, X, z]`` the
+        fit worked from; inference on the variance parameters (Satterthwaite
+        df, ``intervals``) re-evaluates the deviance from them.
     """
 
     params: np.ndarray
@@ -105,6 +109,7 @@ class LMMFit:
     theta: np.ndarray
     deviance: float
     converged: bool
+    crossproducts: np.ndarray | None = None
 
 
 def group_crossproducts(codes, n_groups, A, w):
@@ -669,6 +674,7 @@ def _assemble(red, theta, X, Z, converged, rows=None):
         params=beta, cov_params=cov, scale=scale,
         cov_re=[scale * L @ L.T for L in Ls], random_effects=ranef, fitted=fitted,
         theta=theta, deviance=float(deviance), converged=converged,
+        crossproducts=red.T_inner,
     )
 
 

@@ -1,0 +1,173 @@
+# Inference references for glmmnb (issue 10): for each design, the glmmPQL fit's
+#   * nlme:::anova.lme(fit, type = "marginal") and type = "sequential"
+#     (numDF, denDF, F-value, p-value per term) and the df nlme assigns to
+#     columns (fixDF$X) and terms (fixDF$terms);
+#   * nlme::intervals(fit) (fixed effects, random-effect SDs / correlations,
+#     residual SD) and the approximate covariance apVar behind it;
+#   * lmerTest's Satterthwaite df on glmmPQL's own final working data:
+#       w <- fit$data
+#       lmer(zz ~ <fixed rhs> + (<random>), weights = 1/invwt, data = w, REML = FALSE)
+#     summary() coefficient df and contest() joint F tests per term.
+#
+# Usage (from the repository root):
+#   Rscript tests/data/r/make_inference_references.R
+# Output: tests/data/r/inference/<case>.json (and the simulated data of the
+# designs that are not in tests/data/reference, as <case>.csv).
+
+suppressMessages({
+  library(MASS)
+  library(nlme)
+  library(lme4)
+  library(lmerTest)
+  library(jsonlite)
+})
+
+script_dir <- local({
+  f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+  if (length(f)) dirname(normalizePath(f[1])) else "tests/data/r"
+})
+out_root <- file.path(script_dir, "inference")
+ref_root <- normalizePath(file.path(script_dir, "..", "reference"))
+dir.create(out_root, showWarnings = FALSE)
+
+pkg_versions <- function() {
+  p <- c("MASS", "nlme", "lme4", "lmerTest", "jsonlite")
+  setNames(as.list(vapply(p, function(x) as.character(packageVersion(x)), "")), p)
+}
+
+to_json <- function(x) {
+  toJSON(x, auto_unbox = TRUE, pretty = TRUE, digits = NA, null = "null",
+         na = "null", matrix = "rowmajor")
+}
+
+anova_table <- function(fit, type) {
+  a <- nlme:::anova.lme(fit, type = type)
+  list(terms = rownames(a), numDF = as.integer(a$numDF), denDF = as.integer(a$denDF),
+       F = a[["F-value"]], p = a[["p-value"]])
+}
+
+interval_block <- function(m) {
+  m <- as.matrix(m)
+  list(names = rownames(m), lower = unname(m[, "lower"]), est = unname(m[, "est."]),
+       upper = unname(m[, "upper"]))
+}
+
+intervals_block <- function(fit) {
+  if (is.character(fit$apVar)) {
+    # nlme cannot give var-cov intervals (e.g. a variance near zero); record
+    # its message and the fixed-effects intervals it still gives
+    iv <- intervals(fit, which = "fixed")
+    return(list(fixed = interval_block(iv$fixed), error = fit$apVar))
+  }
+  iv <- intervals(fit)
+  re <- lapply(iv$reStruct, interval_block)
+  list(fixed = interval_block(iv$fixed), reStruct = re,
+       reStruct_order = names(iv$reStruct),
+       sigma = list(lower = unname(iv$sigma[["lower"]]), est = unname(iv$sigma[["est."]]),
+                    upper = unname(iv$sigma[["upper"]])),
+       apVar = unname(fit$apVar), apVar_pars = names(attr(fit$apVar, "Pars")),
+       apVar_est = unname(attr(fit$apVar, "Pars")))
+}
+
+# lmerTest on the final working data of the glmmPQL fit
+satterthwaite_block <- function(fit, fixed, lmer_random) {
+  w <- fit$data
+  rhs <- sub("^[^~]*~", "", fixed)
+  f <- as.formula(paste("zz ~", rhs, "+", lmer_random))
+  m <- lmer(f, weights = 1 / invwt, data = w, REML = FALSE,
+            control = lmerControl(optimizer = "bobyqa",
+                                  optCtrl = list(rhobeg = 2e-3, rhoend = 1e-12,
+                                                 maxfun = 1e5)))
+  s <- summary(m, ddf = "Satterthwaite")$coefficients
+  X <- model.matrix(m)
+  assign <- attr(X, "assign")
+  labels <- c("(Intercept)", attr(terms(m), "term.labels"))
+  terms_out <- lapply(sort(unique(assign)), function(a) {
+    L <- diag(ncol(X))[assign == a, , drop = FALSE]
+    ct <- contest(m, L, joint = TRUE, ddf = "Satterthwaite")
+    list(term = labels[a + 1], NumDF = as.integer(ct$NumDF), DenDF = ct$DenDF,
+         F = ct[["F value"]], p = ct[["Pr(>F)"]])
+  })
+  list(formula = deparse(f), coef_names = rownames(s), estimate = unname(s[, "Estimate"]),
+       se = unname(s[, "Std. Error"]), df = unname(s[, "df"]),
+       sigma = sigma(m), theta = unname(getME(m, "theta")), deviance = deviance(m),
+       terms = terms_out)
+}
+
+run_case <- function(name, dat, fixed, random, lmer_random, groups, re_formula = NULL,
+                     vc_formula = NULL, data_file) {
+  nb <- glm.nb(as.formula(fixed), data = dat)
+  theta <- nb$theta
+  fit <- suppressMessages(glmmPQL(as.formula(fixed), random = random,
+                                  family = negative.binomial(theta = theta), data = dat,
+                                  verbose = FALSE))
+  out <- list(
+    name = name, data_file = data_file, n_obs = nrow(dat), formula = fixed,
+    groups = groups, re_formula = re_formula, vc_formula = vc_formula,
+    random_r = deparse(random), theta = theta,
+    params = unname(fixef(fit)), param_names_r = names(fixef(fit)),
+    fixDF_X = unname(fit$fixDF$X), fixDF_terms = unname(fit$fixDF$terms),
+    fixDF_term_names = names(fit$fixDF$terms),
+    vcov = unname(vcov(fit)), sigma = fit$sigma,
+    anova_marginal = anova_table(fit, "marginal"),
+    anova_sequential = anova_table(fit, "sequential"),
+    intervals = intervals_block(fit),
+    satterthwaite = satterthwaite_block(fit, fixed, lmer_random),
+    r_version = R.version.string, packages = pkg_versions()
+  )
+  writeLines(to_json(out), file.path(out_root, paste0(name, ".json")))
+  cat(sprintf("%-18s marginal F = %s on %s / %s df\n", name,
+              paste(signif(out$anova_marginal$F, 5), collapse = ","),
+              paste(out$anova_marginal$numDF, collapse = ","),
+              paste(out$anova_marginal$denDF, collapse = ",")))
+  cat(sprintf("%-18s Satterthwaite df = %s\n", "",
+              paste(signif(out$satterthwaite$df, 5), collapse = ",")))
+}
+
+reference <- function(case) {
+  read.csv(file.path(ref_root, case, "data.csv"), stringsAsFactors = TRUE)
+}
+
+# 12 slides x 40 cells: a 3-level treatment between slides, cell area within;
+# `cond` is a factor whose "B" column is constant on every slide while its "C"
+# column varies within slides (one term estimated at two levels).
+simulate_trt3 <- function() {
+  set.seed(20261002)
+  n_slides <- 12
+  n_cells <- 40
+  slide <- sprintf("s%02d", rep(seq_len(n_slides), each = n_cells))
+  trt_slide <- rep(c("ctrl", "drugA", "drugB"), length.out = n_slides)
+  trt <- trt_slide[rep(seq_len(n_slides), each = n_cells)]
+  b_slide <- rep(c(FALSE, TRUE), each = 2, length.out = n_slides)
+  is_b <- b_slide[rep(seq_len(n_slides), each = n_cells)]
+  area <- round(rnorm(n_slides * n_cells), 4)
+  cond <- ifelse(is_b, "B", ifelse(runif(n_slides * n_cells) < 0.4, "C", "A"))
+  u <- rnorm(n_slides, sd = 0.2)[rep(seq_len(n_slides), each = n_cells)]
+  eta <- 1.2 + c(ctrl = 0, drugA = 0.5, drugB = 0.9)[trt] + 0.3 * area +
+    0.2 * (cond == "C") + u
+  dat <- data.frame(slide = slide, trt = trt, area = area, cond = cond,
+                    counts = rnbinom(length(eta), size = 4, mu = exp(eta)))
+  csv <- file.path(out_root, "trt3.csv")
+  write.csv(dat, csv, row.names = FALSE)
+  read.csv(csv, stringsAsFactors = TRUE)   # fit exactly what is on disk
+}
+
+trt3 <- simulate_trt3()
+run_case("seed", reference("v01_seed"), "counts ~ RNAi", ~ 1 | slide, "(1 | slide)",
+         "slide", data_file = "reference/v01_seed/data.csv")
+run_case("trt3", trt3, "counts ~ trt + area", ~ 1 | slide, "(1 | slide)", "slide",
+         data_file = "r/inference/trt3.csv")
+run_case("trt3_interaction", trt3, "counts ~ trt * area", ~ 1 | slide, "(1 | slide)",
+         "slide", data_file = "r/inference/trt3.csv")
+run_case("trt3_mixed_term", trt3, "counts ~ trt + cond", ~ 1 | slide, "(1 | slide)",
+         "slide", data_file = "r/inference/trt3.csv")
+run_case("v09_within_factor_interaction", reference("v09_within_factor_interaction"),
+         "counts ~ treatment * phase", ~ 1 | slide, "(1 | slide)", "slide",
+         data_file = "reference/v09_within_factor_interaction/data.csv")
+run_case("v11_nested", reference("v11_nested"), "counts ~ treatment",
+         ~ 1 | experiment / slide, "(1 | experiment / slide)", "experiment",
+         vc_formula = list(slide = "0 + C(slide)"),
+         data_file = "reference/v11_nested/data.csv")
+run_case("v06_random_slope", reference("v06_random_slope"), "counts ~ treatment + area",
+         ~ area | slide, "(area | slide)", "slide", re_formula = "~area",
+         data_file = "reference/v06_random_slope/data.csv")
