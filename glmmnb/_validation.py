@@ -23,7 +23,7 @@ __all__ = [
     "check_fit_finite", "check_fit_kwargs", "check_model_kwargs", "check_formula_call",
     "check_alpha", "check_level", "check_array_inputs", "exog_re_matrix", "check_formula_args",
     "check_no_bars", "reject_crossed", "resolve_input", "subset_positions",
-    "check_response_columns", "check_factor_levels",
+    "check_response_columns", "check_factor_levels", "check_ddf_method", "DDF_METHODS",
 ]
 
 THETA_RUNAWAY = 1e-4
@@ -300,6 +300,19 @@ def check_fit_options(maxiter, tol):
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive finite number (R uses 1e-6), got {tol!r}")
     return int(maxiter), float(tol)
+
+
+DDF_METHODS = ("nlme", "satterthwaite", "residual")
+
+
+def check_ddf_method(ddf):
+    """``ddf`` one of :data:`DDF_METHODS` (case-insensitive)."""
+    method = ddf.lower() if isinstance(ddf, str) else ddf
+    if method not in DDF_METHODS:
+        raise ValueError(f"ddf must be one of {', '.join(map(repr, DDF_METHODS))} "
+                         f"(R: glmmPQL's nlme rule, lmerTest's Satterthwaite, N - p), "
+                         f"got {ddf!r}")
+    return method
 
 
 def check_grouping(y, codes, labels):

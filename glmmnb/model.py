@@ -14,10 +14,11 @@ from statsmodels.formula._manager import FormulaManager
 from patsy import PatsyError
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, MissingDataError
 
-from . import _formula, _validation
+from . import _formula, _validation, inference
 from .core.ddf import nlme_ddf
 from .core.grouping import build_levels
 from .core.pql import fit_pql
+from .core.satterthwaite import WorkingLMM, variance_sensitivity
 from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
 from .core.scaling import standardizing_transform
 from .core.theta import estimate_theta
@@ -246,7 +247,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
             mod.data.__class__ = _FormulaData  # picklable anywhere (see _FormulaData)
         return mod
 
-    def fit(self, maxiter=10, tol=1e-6, **kwargs):
+    def fit(self, maxiter=10, tol=1e-6, ddf="nlme", **kwargs):
         """Fit by penalized quasi-likelihood, as ``MASS::glmmPQL``.
 
         Parameters
@@ -257,6 +258,12 @@ class NegBinMixedGLM(base.LikelihoodModel):
         tol : float
             The stopping rule ``sum((eta - etaold)^2) < tol * sum(eta^2)``
             (R hard-codes 1e-6; pass a smaller value for a tighter fit).
+        ddf : {"nlme", "satterthwaite", "residual"}
+            Denominator df of every t and F test and interval: nlme's
+            between/within rule (R's glmmPQL, the default), Satterthwaite's
+            on the final working linear mixed model (R: lmerTest on glmmPQL's
+            working data), or ``N - p``, which ignores the grouping (the
+            summary says so).  Standard errors are the same for all three.
         **kwargs
             None is accepted: ``cov_type`` (robust covariances) and the like
             raise rather than be ignored.
@@ -296,6 +303,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
         (25.3326, True, 1)
         """
         maxiter, tol = _validation.check_fit_options(maxiter, tol)
+        ddf_method = _validation.check_ddf_method(ddf)
         _validation.check_fit_kwargs(kwargs)
         y, X = self.endog, self.exog
         T = standardizing_transform(X)
@@ -321,11 +329,18 @@ class NegBinMixedGLM(base.LikelihoodModel):
         normalized = T @ pql.lmm.cov_params @ T.T / scale * nobs / (nobs - p)
         _validation.check_fit_finite(params, np.sqrt(np.diag(normalized) * scale),
                                      scale, self.exog_names)
-        ddf = nlme_ddf(X, [lev.codes for lev in self.levels])
-        _validation.check_ddf(ddf, self.exog_names)
+        codes = [lev.codes for lev in self.levels]
+        ddf = nlme_ddf(X, codes)
+        if ddf_method == "nlme":
+            _validation.check_ddf(ddf, self.exog_names)
+        working = WorkingLMM.from_fit(pql.lmm, self.levels, T)
+        sens = variance_sensitivity(working) if ddf_method == "satterthwaite" else None
+        ddf = inference.fixed_ddf(ddf_method, X, codes, ddf, sens)
         res = NegBinMixedGLMResults(
             self, params, normalized, scale, pql=pql, theta=theta,
-            theta_fit=theta_fit, ddf=ddf, fit_options={"maxiter": maxiter, "tol": tol})
+            theta_fit=theta_fit, ddf=ddf,
+            fit_options={"maxiter": maxiter, "tol": tol, "ddf": ddf_method},
+            ddf_method=ddf_method, working_lmm=working, sensitivity=sens)
         return NegBinMixedGLMResultsWrapper(res)
 
     def _theta_for_fit(self, X):

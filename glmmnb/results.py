@@ -12,6 +12,7 @@ from statsmodels.base import wrapper as wrap
 from statsmodels.iolib import summary2
 from statsmodels.stats.contrast import ContrastResults
 
+from . import inference
 from ._formula import constraint_matrix
 from ._validation import check_alpha, check_level
 
@@ -43,10 +44,16 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         NB2 shape used.
     theta_fit : glmmnb.core.theta.ThetaFit or None
         The ``glm.nb`` fit that estimated theta (``None`` if theta was given).
-    ddf : ndarray of int
+    ddf : ndarray
         Denominator df of each fixed effect.
     fit_options : dict
         The arguments of ``fit``.
+    ddf_method : {"nlme", "satterthwaite", "residual"}
+        The rule behind ``ddf`` and every test (``fit(ddf=...)``).
+    working_lmm : glmmnb.core.satterthwaite.WorkingLMM, optional
+        The final working LMM (for Satterthwaite df and :meth:`intervals`).
+    sensitivity : glmmnb.core.satterthwaite.VarianceSensitivity, optional
+        Its Satterthwaite pieces, if already computed.
 
     Attributes
     ----------
@@ -54,6 +61,8 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         NB2 shape, ``"glm.nb"`` or ``"fixed"``, and its standard error.
     ddf : ndarray
         Denominator df (a Series for pandas input).
+    ddf_method : str
+        ``"nlme"``, ``"satterthwaite"`` or ``"residual"``.
     cov_re : ndarray
         Covariance of the groups' random coefficients (a DataFrame).
     vcomp : ndarray
@@ -80,8 +89,13 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
     """
 
     def __init__(self, model, params, normalized_cov_params, scale, *, pql, theta,
-                 theta_fit, ddf, fit_options):
+                 theta_fit, ddf, fit_options, ddf_method="nlme", working_lmm=None,
+                 sensitivity=None):
         super().__init__(model, params, normalized_cov_params, scale, use_t=True)
+        self.ddf_method = ddf_method
+        self.working_lmm = working_lmm
+        if sensitivity is not None:
+            self.__dict__["variance_sensitivity"] = sensitivity
         self.theta = float(theta)
         self.theta_source = "fixed" if theta_fit is None else "glm.nb"
         self.se_theta = np.nan if theta_fit is None else theta_fit.se_theta
@@ -107,13 +121,22 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         self._data_attr.extend(["fittedvalues", "resid"])
 
     @cached_property
+    def variance_sensitivity(self):
+        """Satterthwaite's pieces on the working LMM (:mod:`glmmnb.core.satterthwaite`)."""
+        return inference.sensitivity(self)
+
+    @cached_property
     def pvalues(self):
         """Two-sided p-values from the t distribution with ``ddf``."""
         with np.errstate(invalid="ignore"):
             return 2.0 * stats.t.sf(np.abs(self.tvalues), self.ddf)
 
     def conf_int(self, alpha=0.05, cols=None):
-        """t-based confidence intervals with nlme's ``ddf`` (R: ``intervals``).
+        """t-based confidence intervals on the fit's ``ddf``.
+
+        The standard errors are those of the summary (``bse``, nlme's
+        ``N / (N - p)`` adjusted ones); R's ``intervals(fit)`` uses the
+        unadjusted covariance, see :meth:`intervals`.
 
         Parameters
         ----------
@@ -140,11 +163,13 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         return ci if cols is None else ci[np.asarray(cols)]
 
     def t_test(self, r_matrix, cov_p=None, use_t=None):
-        """statsmodels' ``t_test`` with each row tested on nlme's df.
+        """statsmodels' ``t_test`` with each row tested on its own df.
 
-        A contrast is tested on the smallest ``ddf`` of the parameters it
-        involves, so ``t_test("RNAi[T.Target] = 0")`` reproduces the table.
-        String hypotheses and arrays work as in statsmodels.
+        With nlme's rule a contrast is tested on the smallest ``ddf`` of the
+        parameters it involves, so ``t_test("RNAi[T.Target] = 0")``
+        reproduces the table; with ``fit(ddf="satterthwaite")`` each row gets
+        its Satterthwaite df.  String hypotheses and arrays work as in
+        statsmodels.
 
         Parameters
         ----------
@@ -170,10 +195,168 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         """
         plain = super().t_test(r_matrix, cov_p=cov_p, use_t=True)
         R = constraint_matrix(r_matrix, self.model.data.cov_names)
-        ddf = np.array([self.ddf[row != 0].min() if np.any(row != 0) else self.df_resid
-                        for row in R], dtype=float)
+        ddf = inference.hypothesis_ddf(self, R)
         return ContrastResults(effect=plain.effect, t=plain.tvalue, sd=plain.sd,
                                df_denom=ddf[0] if ddf.size == 1 else ddf)
+
+    def wald_test(self, r_matrix, cov_p=None, invcov=None, use_f=None, df_constraints=None,
+                  scalar=True):
+        """statsmodels' ``wald_test`` as an F test on the hypothesis' own df.
+
+        The denominator df are those of the parameters the hypothesis
+        involves: with nlme's rule the smallest ``ddf`` among them, with
+        Satterthwaite's lmerTest's F-test df.  ``f_test`` calls this.
+
+        Parameters
+        ----------
+        r_matrix : str, array_like or tuple
+            The hypotheses, as for statsmodels (``"RNAi[T.Target] = 0"``).
+        cov_p, invcov : ndarray, optional
+            Alternative covariance or its inverse.
+        use_f : bool, optional
+            ``False`` asks for a chi-square test; it ignores the grouping
+            (infinite denominator df) and warns so.
+        df_constraints : int, optional
+            Numerator df to use instead of the rank.
+        scalar : bool
+            Return the statistic as a scalar.
+
+        Returns
+        -------
+        statsmodels.stats.contrast.ContrastResults
+
+        See Also
+        --------
+        nlme::anova.lme : with ``L =`` (R insists on equal df; we take the smallest).
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> res = NegBinMixedGLM.from_formula(
+        ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+        >>> ft = res.f_test("RNAi[T.Target] = 0")
+        >>> int(ft.df_denom), round(float(ft.pvalue), 4)
+        (2, 0.0253)
+        """
+        return inference.wald_test(self, r_matrix, cov_p=cov_p, invcov=invcov, use_f=use_f,
+                                   df_constraints=df_constraints, scalar=scalar)
+
+    def wald_test_terms(self, skip_single=False, extra_constraints=None, combine_terms=None,
+                        scalar=True):
+        """F test of every model term on its own df (``anova(type="marginal")``).
+
+        Parameters
+        ----------
+        skip_single : bool
+            Leave out terms of a single column.
+        extra_constraints : list of (str, ndarray), optional
+            More hypotheses to test, each a name and a constraint matrix.
+        combine_terms : list of str, optional
+            Test all columns of the terms whose name contains each string jointly.
+        scalar : bool
+            As statsmodels.
+
+        Returns
+        -------
+        statsmodels.stats.contrast.WaldTestResults
+            ``table`` has ``statistic`` (F), ``pvalue``, ``df_constraint`` and
+            ``df_denom``.
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> res = NegBinMixedGLM.from_formula(
+        ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+        >>> res.wald_test_terms().table["df_denom"].tolist()
+        [196.0, 2.0]
+        """
+        return inference.wald_test_terms(self, skip_single, extra_constraints, combine_terms,
+                                         scalar)
+
+    def anova(self, type="marginal"):
+        """F tests of the model terms, as R's ``anova.lme`` on the glmmPQL fit.
+
+        Parameters
+        ----------
+        type : {"marginal", "sequential"}
+            ``"marginal"``: each term given all the others (R's
+            ``type = "marginal"``); ``"sequential"``: each term given the
+            ones before it (R's default).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``numDF``, ``denDF``, ``F-value``, ``p-value`` per term.  F uses
+            the summary's covariance (``adjustSigma`` as in R); ``denDF`` is
+            nlme's term df (or Satterthwaite's / ``N - p``, per ``fit(ddf=)``).
+
+        Warns
+        -----
+        UserWarning
+            If a term mixes columns estimated between and within groups: nlme
+            then tests all of it on the within-group df.
+
+        See Also
+        --------
+        nlme::anova.lme : the R function this reproduces.
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> res = NegBinMixedGLM.from_formula(
+        ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+        >>> res.anova().loc["RNAi", ["numDF", "denDF"]].tolist()
+        [1.0, 2.0]
+        """
+        return inference.anova(self, type)
+
+    def intervals(self, alpha=0.05, which="all"):
+        """Confidence intervals of all parameters, as R's ``intervals(fit)``.
+
+        Fixed effects: t intervals on the fit's ``ddf`` with the unadjusted
+        ML covariance (R's ``vcov(fit)``; :meth:`conf_int` uses the summary's
+        adjusted one).  Random-effect SDs and correlations and the residual
+        SD: Wald intervals on nlme's transformed scale (log SD, log-odds-like
+        correlation, log sigma) from the approximate covariance nlme calls
+        ``apVar``, mapped back.
+
+        Parameters
+        ----------
+        alpha : float
+            1 - confidence level (R's ``level = 1 - alpha``).
+        which : {"all", "fixed", "var-cov"}
+            As R.
+
+        Returns
+        -------
+        glmmnb.inference.Intervals
+            ``fixed`` (DataFrame ``lower``, ``est.``, ``upper``), ``random``
+            (dict of DataFrames per level) and ``sigma`` (Series).
+
+        Raises
+        ------
+        ValueError
+            If a variance is at or near zero, so that the approximate
+            covariance is not positive definite (R's intervals() stops too);
+            ``which="fixed"`` still works.
+
+        See Also
+        --------
+        nlme::intervals.lme : the R function this reproduces.
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> res = NegBinMixedGLM.from_formula(
+        ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+        >>> res.intervals().fixed.loc["RNAi[T.Target]"].round(4).tolist()
+        [0.1218, 0.3988, 0.6759]
+        """
+        return inference.intervals(self, alpha, which)
 
     @cached_property
     def llf(self):

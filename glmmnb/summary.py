@@ -12,8 +12,8 @@ from statsmodels.iolib import summary2
 
 __all__ = ["build_summary", "fixed_effects_table", "random_effects_table"]
 
-DF_NOTE = ("DF: denominator degrees of freedom by nlme's between/within rule "
-           "(Pinheiro & Bates 2000, sec. 2.4.2), as R's glmmPQL reports them.")
+from .inference import DDF_NOTES
+
 
 
 def _names(res):
@@ -38,9 +38,19 @@ def fixed_effects_table(res, alpha=0.05):
     lo, hi = f"[{alpha / 2:g}", f"{1 - alpha / 2:g}]"
     return pd.DataFrame({
         "Coef.": np.asarray(res.params), "Std.Err.": np.asarray(res.bse),
-        "DF": np.asarray(res.ddf).astype(int), "t": np.asarray(res.tvalues),
+        "DF": _ddf_column(res), "t": np.asarray(res.tvalues),
         "P>|t|": np.asarray(res.pvalues), lo: ci[:, 0], hi: ci[:, 1],
     }, index=_names(res))
+
+
+def _ddf_method(res):
+    return getattr(res, "ddf_method", "nlme")
+
+
+def _ddf_column(res):
+    """Integer df for the counting rules, Satterthwaite's as they are."""
+    ddf = np.asarray(res.ddf, dtype=float)
+    return ddf if _ddf_method(res) == "satterthwaite" else ddf.astype(int)
 
 
 def random_effects_table(res):
@@ -175,12 +185,13 @@ def build_summary(res, alpha=0.05, rate_ratios=False):
     smry.add_title("Negative-binomial GLMM (penalized quasi-likelihood)")
     smry.add_dict(_model_info(res))
     # NaN spelled out in the coefficient table: a blank p-value would read as missing output.
-    smry.add_df(_formatted(fixed_effects_table(res, alpha), {"DF": "{:d}"}, "{:.4f}", "NaN"))
+    df_format = "{:.2f}" if _ddf_method(res) == "satterthwaite" else "{:d}"
+    smry.add_df(_formatted(fixed_effects_table(res, alpha), {"DF": df_format}, "{:.4f}", "NaN"))
     if rate_ratios:
         _add_labelled(smry, _formatted(res.rate_ratios(alpha), {}, "{:.4f}", "NaN"),
                       "Rate ratio")
     _add_labelled(smry, _formatted(random_effects_table(res), {}, "{:.4g}"), "Random effects")
-    smry.add_text(DF_NOTE)
+    smry.add_text(DDF_NOTES[_ddf_method(res)])
     for note in _warnings(res):
         smry.add_text(note)
     return smry

@@ -3,16 +3,19 @@
 #     (numDF, denDF, F-value, p-value per term) and the df nlme assigns to
 #     columns (fixDF$X) and terms (fixDF$terms);
 #   * nlme::intervals(fit) (fixed effects, random-effect SDs / correlations,
-#     residual SD) and the approximate covariance apVar behind it;
+#     residual SD) and the approximate covariance apVar behind it, both with
+#     nlme's default finite-difference step and with .relStep = 1e-4;
 #   * lmerTest's Satterthwaite df on glmmPQL's own final working data:
 #       w <- fit$data
 #       lmer(zz ~ <fixed rhs> + (<random>), weights = 1/invwt, data = w, REML = FALSE)
-#     summary() coefficient df and contest() joint F tests per term.
+#     summary() coefficient df and contest() joint F tests per term, for the
+#     marginal hypotheses and for anova.lme's sequential ones.
 #
 # Usage (from the repository root):
-#   Rscript tests/data/r/make_inference_references.R
-# Output: tests/data/r/inference/<case>.json (and the simulated data of the
-# designs that are not in tests/data/reference, as <case>.csv).
+#   Rscript tests/data/inference/make_inference_references.R
+# Output: tests/data/inference/<case>.json beside this script (and the
+# simulated data of the designs that are not in tests/data/reference, as
+# <case>.csv).
 
 suppressMessages({
   library(MASS)
@@ -24,11 +27,10 @@ suppressMessages({
 
 script_dir <- local({
   f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
-  if (length(f)) dirname(normalizePath(f[1])) else "tests/data/r"
+  if (length(f)) dirname(normalizePath(f[1])) else "tests/data/inference"
 })
-out_root <- file.path(script_dir, "inference")
+out_root <- script_dir
 ref_root <- normalizePath(file.path(script_dir, "..", "reference"))
-dir.create(out_root, showWarnings = FALSE)
 
 pkg_versions <- function() {
   p <- c("MASS", "nlme", "lme4", "lmerTest", "jsonlite")
@@ -70,7 +72,7 @@ intervals_block <- function(fit) {
 }
 
 # lmerTest on the final working data of the glmmPQL fit
-satterthwaite_block <- function(fit, fixed, lmer_random) {
+satterthwaite_block <- function(fit, fixed, lmer_random) {  # fit: the glmmPQL fit
   w <- fit$data
   rhs <- sub("^[^~]*~", "", fixed)
   f <- as.formula(paste("zz ~", rhs, "+", lmer_random))
@@ -88,19 +90,35 @@ satterthwaite_block <- function(fit, fixed, lmer_random) {
     list(term = labels[a + 1], NumDF = as.integer(ct$NumDF), DenDF = ct$DenDF,
          F = ct[["F value"]], p = ct[["Pr(>F)"]])
   })
+  # nlme's sequential hypotheses: rows of solve(t(varFixFact)), the upper
+  # triangular factor of vcov^-1 (anova.lme's c0), tested on Satterthwaite df
+  L_seq <- solve(t(attr(fit$fixDF, "varFixFact")))
+  seq_out <- lapply(sort(unique(assign)), function(a) {
+    ct <- contest(m, L_seq[assign == a, , drop = FALSE], joint = TRUE,
+                  ddf = "Satterthwaite")
+    list(term = labels[a + 1], NumDF = as.integer(ct$NumDF), DenDF = ct$DenDF)
+  })
   list(formula = deparse(f), coef_names = rownames(s), estimate = unname(s[, "Estimate"]),
        se = unname(s[, "Std. Error"]), df = unname(s[, "df"]),
        sigma = sigma(m), theta = unname(getME(m, "theta")), deviance = deviance(m),
-       terms = terms_out)
+       terms = terms_out, terms_sequential = seq_out)
+}
+
+pql_fit <- function(fixed, random, theta, dat, control = NULL) {
+  suppressMessages(glmmPQL(as.formula(fixed), random = random,
+                           family = negative.binomial(theta = theta), data = dat,
+                           verbose = FALSE, control = control))
 }
 
 run_case <- function(name, dat, fixed, random, lmer_random, groups, re_formula = NULL,
                      vc_formula = NULL, data_file) {
   nb <- glm.nb(as.formula(fixed), data = dat)
   theta <- nb$theta
-  fit <- suppressMessages(glmmPQL(as.formula(fixed), random = random,
-                                  family = negative.binomial(theta = theta), data = dat,
-                                  verbose = FALSE))
+  fit <- pql_fit(fixed, random, theta, dat)
+  # nlme's apVar is a finite-difference Hessian (fdHess) with relative steps
+  # of eps^(1/3) = 6e-6, where rounding moves it by up to ~15% on these data;
+  # the same fit with steps of 1e-4 gives the converged Hessian.
+  fit_fine <- pql_fit(fixed, random, theta, dat, control = lmeControl(.relStep = 1e-4))
   out <- list(
     name = name, data_file = data_file, n_obs = nrow(dat), formula = fixed,
     groups = groups, re_formula = re_formula, vc_formula = vc_formula,
@@ -112,6 +130,7 @@ run_case <- function(name, dat, fixed, random, lmer_random, groups, re_formula =
     anova_marginal = anova_table(fit, "marginal"),
     anova_sequential = anova_table(fit, "sequential"),
     intervals = intervals_block(fit),
+    intervals_relstep_1e4 = intervals_block(fit_fine),
     satterthwaite = satterthwaite_block(fit, fixed, lmer_random),
     r_version = R.version.string, packages = pkg_versions()
   )
@@ -156,11 +175,11 @@ trt3 <- simulate_trt3()
 run_case("seed", reference("v01_seed"), "counts ~ RNAi", ~ 1 | slide, "(1 | slide)",
          "slide", data_file = "reference/v01_seed/data.csv")
 run_case("trt3", trt3, "counts ~ trt + area", ~ 1 | slide, "(1 | slide)", "slide",
-         data_file = "r/inference/trt3.csv")
+         data_file = "inference/trt3.csv")
 run_case("trt3_interaction", trt3, "counts ~ trt * area", ~ 1 | slide, "(1 | slide)",
-         "slide", data_file = "r/inference/trt3.csv")
+         "slide", data_file = "inference/trt3.csv")
 run_case("trt3_mixed_term", trt3, "counts ~ trt + cond", ~ 1 | slide, "(1 | slide)",
-         "slide", data_file = "r/inference/trt3.csv")
+         "slide", data_file = "inference/trt3.csv")
 run_case("v09_within_factor_interaction", reference("v09_within_factor_interaction"),
          "counts ~ treatment * phase", ~ 1 | slide, "(1 | slide)", "slide",
          data_file = "reference/v09_within_factor_interaction/data.csv")

@@ -1,0 +1,135 @@
+"""nlme's approximate covariance of the variance parameters (``apVar``).
+
+``intervals.lme`` gives Wald intervals for the random-effect SDs,
+correlations and the residual SD on a transformed ("natural") scale:
+``log(sd)`` of every random coefficient, ``log((1 + r) / (1 - r))`` of every
+correlation and ``log(sigma)``, from the inverse of minus the Hessian of the
+ML log-likelihood in those parameters, with ``beta`` at its conditional
+optimum (``nlme:::lmeApVar``).  The random-effect covariance here is the
+absolute one, ``sigma^2 Psi``, so moving ``log(sigma)`` with the others held
+keeps the random-effect SDs fixed.  nlme's Hessian is a finite-difference
+fit (``fdHess``); ours is a Richardson-extrapolated central difference of
+the same function, evaluated from the working LMM's group statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .satterthwaite import WorkingLMM, deviance_varpar, hessian
+
+__all__ = ["NaturalParameters", "natural_parameters", "approximate_cov"]
+
+
+@dataclass(frozen=True)
+class NaturalParameters:
+    """Variance parameters on nlme's natural scale.
+
+    Attributes
+    ----------
+    values : ndarray
+        Per level (outermost first) the ``log(sd)`` of each coefficient, then
+        ``log((1 + r) / (1 - r))`` of each correlation (pairs ``(j, k)``,
+        ``j < k``, ordered by ``j`` then ``k`` as R's ``pdNatural``); last
+        ``log(sigma)``.
+    sizes : tuple of int
+        Number of random coefficients of each level.
+    """
+
+    values: np.ndarray
+    sizes: tuple
+
+    def split(self, values=None):
+        """Per level ``(log_sd, z_corr)`` and ``log_sigma`` of ``values`` (default own)."""
+        v = self.values if values is None else np.asarray(values)
+        out, start = [], 0
+        for q in self.sizes:
+            n_cor = q * (q - 1) // 2
+            out.append((v[start:start + q], v[start + q:start + q + n_cor]))
+            start += q + n_cor
+        return out, v[-1]
+
+
+def _pairs(q):
+    return [(j, k) for j in range(q) for k in range(j + 1, q)]
+
+
+def natural_parameters(work: WorkingLMM) -> NaturalParameters:
+    """The natural-scale parameters at the fit's optimum.
+
+    Raises
+    ------
+    ValueError
+        If a random-effect SD is zero (its log is minus infinity).
+    """
+    sizes = tuple(lev.k_re for lev in work.levels)
+    values, start = [], 0
+    for q in sizes:
+        n = q * (q + 1) // 2
+        L = np.zeros((q, q))
+        L[np.tril_indices(q)] = work.theta[start:start + n]
+        start += n
+        D = work.scale * (L @ L.T)
+        sd = np.sqrt(np.diag(D))
+        if np.any(sd <= 0):
+            raise ValueError("a random-effect variance is exactly zero, so its log-SD "
+                             "has no interval")
+        values.extend(np.log(sd))
+        for j, k in _pairs(q):
+            r = D[j, k] / (sd[j] * sd[k])
+            values.append(np.log((1.0 + r) / (1.0 - r)))
+    values.append(0.5 * np.log(work.scale))
+    return NaturalParameters(np.asarray(values, float), sizes)
+
+
+def _to_varpar(nat: NaturalParameters, values: np.ndarray) -> np.ndarray:
+    """``(theta, sigma)`` of natural-scale ``values``."""
+    levels, log_sigma = nat.split(values)
+    sigma = np.exp(log_sigma)
+    theta = []
+    for (log_sd, z), q in zip(levels, nat.sizes):
+        sd = np.exp(log_sd)
+        R = np.eye(q)
+        for (j, k), zc in zip(_pairs(q), z):
+            R[j, k] = R[k, j] = (np.exp(zc) - 1.0) / (np.exp(zc) + 1.0)
+        psi = (sd[:, None] * R * sd[None, :]) / sigma ** 2
+        theta.extend(np.linalg.cholesky(psi)[np.tril_indices(q)])
+    return np.append(theta, sigma)
+
+
+def approximate_cov(work: WorkingLMM):
+    """nlme's ``apVar``: covariance of the natural-scale variance parameters.
+
+    Parameters
+    ----------
+    work : WorkingLMM
+        The final working LMM of a fit.
+
+    Returns
+    -------
+    nat : NaturalParameters
+        The estimates on the natural scale.
+    cov : ndarray
+        Their approximate covariance, the inverse of minus the Hessian of
+        the ML log-likelihood.
+
+    Raises
+    ------
+    ValueError
+        If that Hessian is not negative definite (nlme then refuses too:
+        "Non-positive definite approximate variance-covariance"), typically
+        because a variance sits at or near zero.
+
+    See Also
+    --------
+    nlme:::lmeApVar : the R function this mirrors.
+    """
+    nat = natural_parameters(work)
+    red = work.reducer()
+    H = 0.5 * hessian(lambda v: deviance_varpar(red, _to_varpar(nat, v)), nat.values)
+    if not np.all(np.linalg.eigvalsh(H) > 0):
+        raise ValueError("non-positive definite approximate variance-covariance of the "
+                         "variance parameters (a variance at or near zero?)")
+    return nat, np.linalg.inv(H)
