@@ -42,9 +42,10 @@ DDF_NOTES = {
              "(Pinheiro & Bates 2000, sec. 2.4.2), as R's glmmPQL reports them."),
     "satterthwaite": ("DF: Satterthwaite denominator degrees of freedom on the final "
                       "working linear mixed model (R: lmerTest on glmmPQL's working data)."),
-    "residual": ("DF: N - p residual degrees of freedom, as asked for with ddf='residual'. "
-                 "They IGNORE THE GROUPING: p-values of effects that vary between groups "
-                 "are far too small (pseudo-replication)."),
+    "residual": ("WARNING: DF are the N - p residual degrees of freedom asked for with "
+                 "ddf='residual'; they ignore the grouping, so p-values and intervals of "
+                 "effects that vary between groups are far too optimistic "
+                 "(pseudo-replication)."),
 }
 
 CHI2_WARNING = ("use_f=False gives a chi-square test, which treats the covariance of the "
@@ -53,7 +54,7 @@ CHI2_WARNING = ("use_f=False gives a chi-square test, which treats the covarianc
                 "unset for the F test on the df of the fit's ddf rule.")
 
 
-def fixed_ddf(method, X, level_codes, nlme_df, sensitivity):
+def fixed_ddf(method, X, nlme_df, sensitivity):
     """Denominator df of each fixed effect under ``method``.
 
     Parameters
@@ -61,8 +62,6 @@ def fixed_ddf(method, X, level_codes, nlme_df, sensitivity):
     method : {"nlme", "satterthwaite", "residual"}
     X : ndarray
         Fixed-effects design.
-    level_codes : sequence of ndarray
-        Group codes per level.
     nlme_df : ndarray
         nlme's df of each column.
     sensitivity : glmmnb.core.satterthwaite.VarianceSensitivity or None

@@ -335,7 +335,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
             _validation.check_ddf(ddf, self.exog_names)
         working = WorkingLMM.from_fit(pql.lmm, self.levels, T)
         sens = variance_sensitivity(working) if ddf_method == "satterthwaite" else None
-        ddf = inference.fixed_ddf(ddf_method, X, codes, ddf, sens)
+        ddf = inference.fixed_ddf(ddf_method, X, ddf, sens)
         res = NegBinMixedGLMResults(
             self, params, normalized, scale, pql=pql, theta=theta,
             theta_fit=theta_fit, ddf=ddf,
