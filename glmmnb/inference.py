@@ -159,7 +159,7 @@ def _sequential_factor(res):
     return np.linalg.cholesky(np.linalg.inv(cov)).T
 
 
-def anova(res, type="marginal"):
+def anova(res, type="sequential"):
     """F test of every model term, laid out like R's ``anova.lme``.
 
     See :meth:`glmmnb.results.NegBinMixedGLMResults.anova`.

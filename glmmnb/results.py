@@ -275,15 +275,16 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         return inference.wald_test_terms(self, skip_single, extra_constraints, combine_terms,
                                          scalar)
 
-    def anova(self, type="marginal"):
+    def anova(self, type="sequential"):
         """F tests of the model terms, as R's ``anova.lme`` on the glmmPQL fit.
 
         Parameters
         ----------
-        type : {"marginal", "sequential"}
-            ``"marginal"``: each term given all the others (R's
-            ``type = "marginal"``); ``"sequential"``: each term given the
-            ones before it (R's default).
+        type : {"sequential", "marginal"}
+            ``"sequential"`` (R's and statsmodels' default): each term given
+            the ones before it; ``"marginal"``: each term given all the
+            others (the test of a treatment adjusted for everything else,
+            what :meth:`wald_test_terms` gives).
 
         Returns
         -------
@@ -308,7 +309,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         >>> from glmmnb.datasets import microscopy
         >>> res = NegBinMixedGLM.from_formula(
         ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
-        >>> res.anova().loc["RNAi", ["numDF", "denDF"]].tolist()
+        >>> res.anova("marginal").loc["RNAi", ["numDF", "denDF"]].tolist()
         [1.0, 2.0]
         """
         return inference.anova(self, type)
