@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from statsmodels.tools.sm_exceptions import MissingDataError
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, MissingDataError
 
 from . import _formula
 
@@ -24,6 +24,7 @@ __all__ = [
     "check_alpha", "check_level", "check_array_inputs", "exog_re_matrix", "check_formula_args",
     "check_no_bars", "reject_crossed", "resolve_input", "subset_positions",
     "check_response_columns", "check_factor_levels", "check_ddf_method", "DDF_METHODS",
+    "check_variance_hessian",
 ]
 
 THETA_RUNAWAY = 1e-4
@@ -313,6 +314,18 @@ def check_ddf_method(ddf):
                          f"(R: glmmPQL's nlme rule, lmerTest's Satterthwaite, N - p), "
                          f"got {ddf!r}")
     return method
+
+
+def check_variance_hessian(eigenvalues, tol=1e-8):
+    """Warn, as lmerTest does, when the deviance Hessian of the variance parameters
+    has a negative eigenvalue: Satterthwaite's df then leave that direction out."""
+    neg = np.asarray(eigenvalues)[np.asarray(eigenvalues) < -tol]
+    if neg.size:
+        warnings.warn(f"Satterthwaite df: the Hessian of the deviance in the variance "
+                      f"parameters has {neg.size} negative eigenvalue(s) "
+                      f"({', '.join(f'{v:.1e}' for v in neg)}), so they are not at a "
+                      "minimum; the df leave that direction out and may be off",
+                      ConvergenceWarning, stacklevel=3)
 
 
 def check_grouping(y, codes, labels):

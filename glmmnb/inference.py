@@ -231,12 +231,15 @@ class Intervals:
         Residual SD of the working model.
     level : float
         Confidence level.
+    note : str
+        A warning about the df, if the fit asked for ``ddf="residual"``.
     """
 
     fixed: pd.DataFrame | None
     random: dict
     sigma: pd.Series | None
     level: float
+    note: str = ""
 
     def __str__(self) -> str:
         parts = [f"Approximate {self.level:.0%} confidence intervals"]
@@ -248,6 +251,8 @@ class Intervals:
                 parts += [f"  Level: {name}", frame.to_string()]
         if self.sigma is not None:
             parts += ["", " Within-group standard error:", self.sigma.to_frame().T.to_string()]
+        if self.note:
+            parts += ["", self.note]
         return "\n".join(parts)
 
     __repr__ = __str__
@@ -303,7 +308,8 @@ def intervals(res, alpha=0.05, which="all"):
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     fixed = None if which == "var-cov" else _fixed_intervals(res, alpha)
     random, sigma = ({}, None) if which == "fixed" else _random_intervals(res, alpha)
-    return Intervals(fixed, random, sigma, 1.0 - alpha)
+    note = DDF_NOTES["residual"] if res.ddf_method == "residual" and fixed is not None else ""
+    return Intervals(fixed, random, sigma, 1.0 - alpha, note)
 
 
 def sensitivity(res):

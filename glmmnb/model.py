@@ -287,7 +287,9 @@ class NegBinMixedGLM(base.LikelihoodModel):
         ConvergenceWarning
             If the stopping rule did not hold within ``maxiter`` fits; the
             results then have ``converged = False``.  Also if the ``glm.nb``
-            estimate of theta did not converge.
+            estimate of theta did not converge, and with
+            ``ddf="satterthwaite"`` if the variance parameters are not at a
+            minimum of the deviance (as lmerTest warns).
         UserWarning
             If theta ran off to infinity (no overdispersion: the Poisson
             limit, flagged ``theta_at_limit`` and noted in the summary), or if
@@ -334,7 +336,10 @@ class NegBinMixedGLM(base.LikelihoodModel):
         if ddf_method == "nlme":
             _validation.check_ddf(ddf, self.exog_names)
         working = WorkingLMM.from_fit(pql.lmm, self.levels, T)
-        sens = variance_sensitivity(working) if ddf_method == "satterthwaite" else None
+        sens = None
+        if ddf_method == "satterthwaite":
+            sens = variance_sensitivity(working)
+            _validation.check_variance_hessian(sens.hessian_eigenvalues)
         ddf = inference.fixed_ddf(ddf_method, X, ddf, sens)
         res = NegBinMixedGLMResults(
             self, params, normalized, scale, pql=pql, theta=theta,

@@ -192,6 +192,7 @@ def test_residual_df_say_they_ignore_the_grouping(seed_fit):
     assert "WARNING: DF are the N - p residual degrees of freedom" in text
     assert "they ignore the grouping" in text
     assert "ignore the grouping" in res.anova().attrs["note"]
+    assert "ignore the grouping" in str(res.intervals(which="fixed"))
 
 
 def test_unknown_ddf_is_an_error(seed_fit):

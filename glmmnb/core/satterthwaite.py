@@ -184,11 +184,15 @@ class VarianceSensitivity:
     cov_varpar : ndarray, shape (k, k)
         ``2 H^-1``, the asymptotic covariance of ``varpar`` (a pseudo-inverse
         over the positive eigenvalues of ``H``, as lmerTest).
+    hessian_eigenvalues : ndarray, shape (k,)
+        Eigenvalues of ``H``; a negative one means the variance parameters
+        are not at a minimum of the deviance (lmerTest warns then).
     """
 
     cov_params: np.ndarray
     jacobian: np.ndarray
     cov_varpar: np.ndarray
+    hessian_eigenvalues: np.ndarray
 
 
 def variance_sensitivity(work: WorkingLMM) -> VarianceSensitivity:
@@ -219,7 +223,7 @@ def variance_sensitivity(work: WorkingLMM) -> VarianceSensitivity:
     vals, vecs = np.linalg.eigh(H)
     pos = vals > 1e-8
     h_inv = (vecs[:, pos] / vals[pos]) @ vecs[:, pos].T
-    return VarianceSensitivity(cov_beta(vp), jacobian(cov_beta, vp), 2.0 * h_inv)
+    return VarianceSensitivity(cov_beta(vp), jacobian(cov_beta, vp), 2.0 * h_inv, vals)
 
 
 def contrast_ddf(sens: VarianceSensitivity, L: np.ndarray) -> np.ndarray:
