@@ -193,7 +193,8 @@ def constraint_matrix(hypothesis, names):
 
 
 def term_columns(model_spec, n_columns):
-    """Each model term's name and column indices; one term per column without a formula."""
+    """Each model term's name and column indices (one unnamed term per column without
+    a formula)."""
     if model_spec is None:
         return [(None, [j]) for j in range(n_columns)]
     mgr = FormulaManager()

@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 from statsmodels.iolib import summary2
 
-__all__ = ["build_summary", "fixed_effects_table", "random_effects_table"]
-
 from .inference import DDF_NOTES
 
+__all__ = ["build_summary", "fixed_effects_table", "random_effects_table"]
 
 
 def _names(res):

@@ -21,7 +21,8 @@ from glmmnb._formula import term_columns
 DATA = pathlib.Path(__file__).parent / "data"
 CASES = sorted(p.stem for p in (DATA / "inference").glob("*.json"))
 # designs where R's apVar is well determined (no variance at or near zero)
-VARCOV_CASES = ["seed", "trt3", "trt3_interaction", "trt3_mixed_term", "v06_random_slope"]
+VARCOV_CASES = ["seed", "trt3", "trt3_interaction", "trt3_mixed_term", "trt3_no_intercept",
+                "v06_random_slope", "x04_three_levels"]
 MIXED_TERMS = {"trt3_mixed_term"}     # a term with columns at two levels
 
 

@@ -190,3 +190,11 @@ run_case("v11_nested", reference("v11_nested"), "counts ~ treatment",
 run_case("v06_random_slope", reference("v06_random_slope"), "counts ~ treatment + area",
          ~ area | slide, "(area | slide)", "slide", re_formula = "~area",
          data_file = "reference/v06_random_slope/data.csv")
+run_case("trt3_no_intercept", trt3, "counts ~ 0 + trt + area", ~ 1 | slide, "(1 | slide)",
+         "slide", data_file = "inference/trt3.csv")
+x04 <- read.csv(file.path(script_dir, "..", "r", "x04_three_levels", "data.csv"),
+                stringsAsFactors = TRUE)
+run_case("x04_three_levels", x04, "counts ~ treatment + area", ~ 1 | experiment / slide / field,
+         "(1 | experiment / slide / field)", "experiment",
+         vc_formula = list(slide = "0 + C(slide)", field = "0 + C(field)"),
+         data_file = "r/x04_three_levels/data.csv")
