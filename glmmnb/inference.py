@@ -70,6 +70,12 @@ def fixed_ddf(method, X, nlme_df, sensitivity):
     Returns
     -------
     ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fixed_ddf("residual", np.ones((10, 2)), np.array([9, 3]), None)
+    array([8., 8.])
     """
     if method == "nlme":
         return np.asarray(nlme_df)
@@ -79,7 +85,30 @@ def fixed_ddf(method, X, nlme_df, sensitivity):
 
 
 def hypothesis_ddf(res, R):
-    """Denominator df of each row of the contrast matrix ``R`` (one-df t tests)."""
+    """Denominator df of each row of the contrast matrix ``R`` (one-df t tests).
+
+    Parameters
+    ----------
+    res : NegBinMixedGLMResults
+        A fit.
+    R : array_like, shape (m, p)
+        Contrast rows.
+
+    Returns
+    -------
+    ndarray, shape (m,)
+        nlme: the smallest ``ddf`` of the parameters a row involves;
+        Satterthwaite: the row's own df; residual: ``N - p``.
+
+    Examples
+    --------
+    >>> from glmmnb import NegBinMixedGLM
+    >>> from glmmnb.datasets import microscopy
+    >>> res = NegBinMixedGLM.from_formula(
+    ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+    >>> hypothesis_ddf(res, [[1.0, 1.0], [1.0, 0.0]]).tolist()
+    [2.0, 196.0]
+    """
     R = np.atleast_2d(np.asarray(R, dtype=float))
     if res.ddf_method == "satterthwaite":
         return contrast_ddf(res.variance_sensitivity, R)
@@ -88,7 +117,28 @@ def hypothesis_ddf(res, R):
 
 
 def joint_ddf(res, R):
-    """Denominator df of the joint F test of all rows of ``R``."""
+    """Denominator df of the joint F test of all rows of ``R``.
+
+    Parameters
+    ----------
+    res : NegBinMixedGLMResults
+        A fit.
+    R : array_like, shape (m, p)
+        Constraint rows.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from glmmnb import NegBinMixedGLM
+    >>> from glmmnb.datasets import microscopy
+    >>> res = NegBinMixedGLM.from_formula(
+    ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+    >>> joint_ddf(res, [[1.0, 0.0], [0.0, 1.0]])
+    2.0
+    """
     R = np.atleast_2d(np.asarray(R, dtype=float))
     if res.ddf_method == "satterthwaite":
         return ftest_ddf(res.variance_sensitivity, R)
@@ -101,8 +151,23 @@ def wald_test(res, r_matrix, cov_p=None, invcov=None, use_f=None, df_constraints
               scalar=True):
     """statsmodels' ``wald_test`` with the F test on the hypothesis' own df.
 
-    See :meth:`glmmnb.results.NegBinMixedGLMResults.wald_test`.
+    See :meth:`glmmnb.results.NegBinMixedGLMResults.wald_test` for the
+    parameters.
+
+    Returns
+    -------
+    statsmodels.stats.contrast.ContrastResults
+
+    Examples
+    --------
+    >>> from glmmnb import NegBinMixedGLM
+    >>> from glmmnb.datasets import microscopy
+    >>> res = NegBinMixedGLM.from_formula(
+    ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+    >>> int(wald_test(res, "RNAi[T.Target] = 0").df_denom)
+    2
     """
+    res = getattr(res, "_results", res)     # statsmodels' code wants ndarray params
     if use_f is not None and not use_f:
         warnings.warn(CHI2_WARNING, UserWarning, stacklevel=3)
         return base.LikelihoodModelResults.wald_test(
@@ -163,6 +228,28 @@ def anova(res, type="sequential"):
     """F test of every model term, laid out like R's ``anova.lme``.
 
     See :meth:`glmmnb.results.NegBinMixedGLMResults.anova`.
+
+    Parameters
+    ----------
+    res : NegBinMixedGLMResults
+        A fit.
+    type : {"sequential", "marginal"}
+        As ``anova.lme``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``numDF``, ``denDF``, ``F-value``, ``p-value``; ``attrs["note"]``
+        says which df rule was used.
+
+    Examples
+    --------
+    >>> from glmmnb import NegBinMixedGLM
+    >>> from glmmnb.datasets import microscopy
+    >>> res = NegBinMixedGLM.from_formula(
+    ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+    >>> anova(res).index.tolist()
+    ['Intercept', 'RNAi']
     """
     if type not in ("marginal", "sequential"):
         raise ValueError(f"type must be 'marginal' or 'sequential' (as anova.lme), got {type!r}")
@@ -189,7 +276,22 @@ def wald_test_terms(res, skip_single=False, extra_constraints=None, combine_term
                     scalar=True):
     """statsmodels' ``wald_test_terms`` with each term on its own df.
 
-    See :meth:`glmmnb.results.NegBinMixedGLMResults.wald_test_terms`.
+    See :meth:`glmmnb.results.NegBinMixedGLMResults.wald_test_terms` for
+    the parameters.  Model terms get the marginal anova's df; combined terms
+    and extra constraints the df of :func:`joint_ddf`.
+
+    Returns
+    -------
+    statsmodels.stats.contrast.WaldTestResults
+
+    Examples
+    --------
+    >>> from glmmnb import NegBinMixedGLM
+    >>> from glmmnb.datasets import microscopy
+    >>> res = NegBinMixedGLM.from_formula(
+    ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+    >>> wald_test_terms(res, skip_single=True).table.shape[0]
+    0
     """
     table = anova(res, "marginal")
     rows = [(name, row["F-value"], row["p-value"], int(row["numDF"]), row["denDF"])
@@ -233,6 +335,16 @@ class Intervals:
         Confidence level.
     note : str
         A warning about the df, if the fit asked for ``ddf="residual"``.
+
+    Examples
+    --------
+    >>> from glmmnb import NegBinMixedGLM
+    >>> from glmmnb.datasets import microscopy
+    >>> res = NegBinMixedGLM.from_formula(
+    ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+    >>> iv = res.intervals()
+    >>> list(iv.random), iv.fixed.columns.tolist()
+    (['slide'], ['lower', 'est.', 'upper'])
     """
 
     fixed: pd.DataFrame | None
@@ -301,7 +413,30 @@ def _random_intervals(res, alpha):
 
 
 def intervals(res, alpha=0.05, which="all"):
-    """R's ``intervals(fit)``; see :meth:`glmmnb.results.NegBinMixedGLMResults.intervals`."""
+    """R's ``intervals(fit)``; see :meth:`glmmnb.results.NegBinMixedGLMResults.intervals`.
+
+    Parameters
+    ----------
+    res : NegBinMixedGLMResults
+        A fit.
+    alpha : float
+        1 - confidence level.
+    which : {"all", "fixed", "var-cov"}
+        As R.
+
+    Returns
+    -------
+    Intervals
+
+    Examples
+    --------
+    >>> from glmmnb import NegBinMixedGLM
+    >>> from glmmnb.datasets import microscopy
+    >>> res = NegBinMixedGLM.from_formula(
+    ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+    >>> intervals(res).sigma.round(3).tolist()
+    [0.9, 0.994, 1.097]
+    """
     if which not in ("all", "fixed", "var-cov"):
         raise ValueError(f"which must be 'all', 'fixed' or 'var-cov' (as R), got {which!r}")
     if not 0.0 < alpha < 1.0:
@@ -313,7 +448,26 @@ def intervals(res, alpha=0.05, which="all"):
 
 
 def sensitivity(res):
-    """:func:`glmmnb.core.satterthwaite.variance_sensitivity` of a fit's working LMM."""
+    """:func:`glmmnb.core.satterthwaite.variance_sensitivity` of a fit's working LMM.
+
+    Parameters
+    ----------
+    res : NegBinMixedGLMResults
+        A fit.
+
+    Returns
+    -------
+    glmmnb.core.satterthwaite.VarianceSensitivity
+
+    Examples
+    --------
+    >>> from glmmnb import NegBinMixedGLM
+    >>> from glmmnb.datasets import microscopy
+    >>> res = NegBinMixedGLM.from_formula(
+    ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+    >>> sensitivity(res).cov_varpar.shape
+    (2, 2)
+    """
     if res.working_lmm is None:
         raise ValueError("Satterthwaite df need the fit's working linear mixed model")
     return variance_sensitivity(res.working_lmm)

@@ -36,6 +36,22 @@ class NaturalParameters:
         ``log(sigma)``.
     sizes : tuple of int
         Number of random coefficients of each level.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from glmmnb.core.lmm import Level, fit_lmm
+    >>> from glmmnb.core.satterthwaite import WorkingLMM
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(20), 10)
+    >>> X = np.column_stack([np.ones(200), g % 2])
+    >>> z = X @ [1.0, 0.5] + rng.normal(size=20)[g] + rng.normal(size=200)
+    >>> levels = [Level(g, 20, (0,))]
+    >>> fit = fit_lmm(X, z, np.ones(200), np.ones((200, 1)), levels)
+    >>> work = WorkingLMM.from_fit(fit, levels, np.eye(2))
+    >>> nat = natural_parameters(work)
+    >>> nat.sizes, np.exp(nat.values).round(3)
+    ((1,), array([0.893, 0.981]))
     """
 
     values: np.ndarray
@@ -59,10 +75,34 @@ def _pairs(q):
 def natural_parameters(work: WorkingLMM) -> NaturalParameters:
     """The natural-scale parameters at the fit's optimum.
 
+    Parameters
+    ----------
+    work : WorkingLMM
+        The final working LMM of a fit.
+
+    Returns
+    -------
+    NaturalParameters
+
     Raises
     ------
     ValueError
         If a random-effect SD is zero (its log is minus infinity).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from glmmnb.core.lmm import Level, fit_lmm
+    >>> from glmmnb.core.satterthwaite import WorkingLMM
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(20), 10)
+    >>> X = np.column_stack([np.ones(200), g % 2])
+    >>> z = X @ [1.0, 0.5] + rng.normal(size=20)[g] + rng.normal(size=200)
+    >>> levels = [Level(g, 20, (0,))]
+    >>> fit = fit_lmm(X, z, np.ones(200), np.ones((200, 1)), levels)
+    >>> work = WorkingLMM.from_fit(fit, levels, np.eye(2))
+    >>> round(float(natural_parameters(work).split()[1]), 4)
+    -0.0188
     """
     sizes = tuple(lev.k_re for lev in work.levels)
     values, start = [], 0
@@ -125,6 +165,22 @@ def approximate_cov(work: WorkingLMM):
     See Also
     --------
     nlme:::lmeApVar : the R function this mirrors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from glmmnb.core.lmm import Level, fit_lmm
+    >>> from glmmnb.core.satterthwaite import WorkingLMM
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(20), 10)
+    >>> X = np.column_stack([np.ones(200), g % 2])
+    >>> z = X @ [1.0, 0.5] + rng.normal(size=20)[g] + rng.normal(size=200)
+    >>> levels = [Level(g, 20, (0,))]
+    >>> fit = fit_lmm(X, z, np.ones(200), np.ones((200, 1)), levels)
+    >>> work = WorkingLMM.from_fit(fit, levels, np.eye(2))
+    >>> nat, cov = approximate_cov(work)
+    >>> np.sqrt(np.diag(cov)).round(3)
+    array([0.177, 0.053])
     """
     nat = natural_parameters(work)
     red = work.reducer()

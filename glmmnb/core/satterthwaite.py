@@ -25,7 +25,7 @@ import numpy as np
 from .lmm import Level, LMMFit, _Reducer, _split_theta
 
 __all__ = ["WorkingLMM", "VarianceSensitivity", "variance_sensitivity",
-           "contrast_ddf", "ftest_ddf"]
+           "contrast_ddf", "ftest_ddf", "deviance_varpar", "hessian", "jacobian"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,20 @@ class WorkingLMM:
         ML residual variance ``sigma^2``.
     transform : ndarray, shape (p, p)
         ``beta = transform @ beta_s`` for the standardised design ``Xs``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from glmmnb.core.lmm import Level, fit_lmm
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(20), 10)
+    >>> X = np.column_stack([np.ones(200), g % 2])
+    >>> z = X @ [1.0, 0.5] + rng.normal(size=20)[g] + rng.normal(size=200)
+    >>> levels = [Level(g, 20, (0,))]
+    >>> fit = fit_lmm(X, z, np.ones(200), np.ones((200, 1)), levels)
+    >>> work = WorkingLMM.from_fit(fit, levels, np.eye(2))
+    >>> work.varpar.round(3)
+    array([0.91 , 0.981])
     """
 
     crossproducts: np.ndarray
@@ -57,7 +71,21 @@ class WorkingLMM:
 
     @classmethod
     def from_fit(cls, lmm: LMMFit, levels, transform: np.ndarray) -> WorkingLMM:
-        """Keep the pieces of an inner fit (``lmm.crossproducts`` must be set)."""
+        """Keep the pieces of an inner fit (``lmm.crossproducts`` must be set).
+
+        Parameters
+        ----------
+        lmm : LMMFit
+            The inner fit (the last PQL iteration's).
+        levels : sequence of Level
+            Its grouping levels.
+        transform : ndarray
+            Map from the fit's (standardised) fixed effects to the reported ones.
+
+        Returns
+        -------
+        WorkingLMM
+        """
         light = tuple(Level(np.zeros(0, dtype=np.intp), lev.n_groups, lev.zcols,
                             lev.parent, lev.name) for lev in levels)
         n = int(round(lmm.fitted.shape[0]))
@@ -86,6 +114,32 @@ def deviance_varpar(red: _Reducer, varpar: np.ndarray) -> float:
     """ML deviance at ``varpar = (theta, sigma)`` with ``beta`` at its optimum.
 
     The constant ``-sum(log w)`` is left out (it does not move derivatives).
+
+    Parameters
+    ----------
+    red : glmmnb.core.lmm._Reducer
+        From :meth:`WorkingLMM.reducer`.
+    varpar : ndarray
+        Relative Cholesky parameters, then sigma.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from glmmnb.core.lmm import Level, fit_lmm
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(20), 10)
+    >>> X = np.column_stack([np.ones(200), g % 2])
+    >>> z = X @ [1.0, 0.5] + rng.normal(size=20)[g] + rng.normal(size=200)
+    >>> levels = [Level(g, 20, (0,))]
+    >>> fit = fit_lmm(X, z, np.ones(200), np.ones((200, 1)), levels)
+    >>> work = WorkingLMM.from_fit(fit, levels, np.eye(2))
+    >>> red = work.reducer()
+    >>> bool(deviance_varpar(red, work.varpar) < deviance_varpar(red, 1.1 * work.varpar))
+    True
     """
     logdet, r2, _ = _pieces(red, varpar[:-1])
     s2 = varpar[-1] ** 2
@@ -150,6 +204,17 @@ def hessian(fun, x: np.ndarray) -> np.ndarray:
 def jacobian(fun, x: np.ndarray) -> np.ndarray:
     """Jacobian of an array-valued function, stacked on the first axis.
 
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x) -> ndarray``.
+    x : ndarray
+        Point.
+
+    Returns
+    -------
+    ndarray, shape (k, *fun(x).shape)
+
     Examples
     --------
     >>> import numpy as np
@@ -210,6 +275,21 @@ def variance_sensitivity(work: WorkingLMM) -> VarianceSensitivity:
     See Also
     --------
     lmerTest:::as_lmerModLT : the R code computing the same pieces.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from glmmnb.core.lmm import Level, fit_lmm
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(20), 10)
+    >>> X = np.column_stack([np.ones(200), g % 2])
+    >>> z = X @ [1.0, 0.5] + rng.normal(size=20)[g] + rng.normal(size=200)
+    >>> levels = [Level(g, 20, (0,))]
+    >>> fit = fit_lmm(X, z, np.ones(200), np.ones((200, 1)), levels)
+    >>> work = WorkingLMM.from_fit(fit, levels, np.eye(2))
+    >>> sens = variance_sensitivity(work)
+    >>> sens.jacobian.shape, bool(np.all(sens.hessian_eigenvalues > 0))
+    ((2, 2, 2), True)
     """
     red = work.reducer()
     T = work.transform
@@ -241,6 +321,20 @@ def contrast_ddf(sens: VarianceSensitivity, L: np.ndarray) -> np.ndarray:
     See Also
     --------
     lmerTest:::contest1D.lmerModLmerTest
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from glmmnb.core.lmm import Level, fit_lmm
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(20), 10)
+    >>> X = np.column_stack([np.ones(200), g % 2])
+    >>> z = X @ [1.0, 0.5] + rng.normal(size=20)[g] + rng.normal(size=200)
+    >>> levels = [Level(g, 20, (0,))]
+    >>> fit = fit_lmm(X, z, np.ones(200), np.ones((200, 1)), levels)
+    >>> work = WorkingLMM.from_fit(fit, levels, np.eye(2))
+    >>> contrast_ddf(variance_sensitivity(work), np.eye(2)).round(1)
+    array([20., 20.])
     """
     L = np.atleast_2d(np.asarray(L, float))
     var = np.einsum("ij,jk,ik->i", L, sens.cov_params, L)
@@ -258,9 +352,34 @@ def ftest_ddf(sens: VarianceSensitivity, L: np.ndarray, eps: float = np.sqrt(np.
     ``nu_m`` and they are combined as ``2 E / (E - q)`` with
     ``E = sum nu_m / (nu_m - 2)`` (2 if any ``nu_m <= 2``), lmerTest's rule.
 
+    Parameters
+    ----------
+    sens : VarianceSensitivity
+    L : ndarray, shape (m, p)
+    eps : float
+        Relative size below which an eigenvalue of ``L C L'`` counts as zero.
+
+    Returns
+    -------
+    float
+
     See Also
     --------
     lmerTest:::contestMD.lmerModLmerTest, lmerTest:::get_Fstat_ddf
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from glmmnb.core.lmm import Level, fit_lmm
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(20), 10)
+    >>> X = np.column_stack([np.ones(200), g % 2])
+    >>> z = X @ [1.0, 0.5] + rng.normal(size=20)[g] + rng.normal(size=200)
+    >>> levels = [Level(g, 20, (0,))]
+    >>> fit = fit_lmm(X, z, np.ones(200), np.ones((200, 1)), levels)
+    >>> work = WorkingLMM.from_fit(fit, levels, np.eye(2))
+    >>> round(ftest_ddf(variance_sensitivity(work), np.eye(2)), 1)
+    20.0
     """
     L = np.atleast_2d(np.asarray(L, float))
     d, P = np.linalg.eigh(L @ sens.cov_params @ L.T)
