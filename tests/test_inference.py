@@ -5,6 +5,7 @@ The references were made by tests/data/inference/make_inference_references.R:
 fit, and lmerTest's Satterthwaite df on glmmPQL's final working data.
 """
 
+import functools
 import json
 import pathlib
 import pickle
@@ -30,21 +31,23 @@ def _reference(case):
     return json.loads((DATA / "inference" / f"{case}.json").read_text())
 
 
-def _fit(case, **kwargs):
+@functools.lru_cache(maxsize=None)
+def _fit(case, ddf="nlme"):
+    """One fit per case and ddf rule for the whole module (the tests only read them)."""
     exp = _reference(case)
     data = pd.read_csv(DATA / exp["data_file"])
     model = NegBinMixedGLM.from_formula(exp["formula"], data, groups=exp["groups"],
                                         re_formula=exp["re_formula"],
                                         vc_formula=exp["vc_formula"])
-    return model.fit(**kwargs), exp
+    return model.fit(ddf=ddf), exp
 
 
-@pytest.fixture(scope="module", params=CASES)
+@pytest.fixture(params=CASES)
 def nlme_case(request):
     return _fit(request.param) + (request.param,)
 
 
-@pytest.fixture(scope="module", params=CASES)
+@pytest.fixture(params=CASES)
 def satt_case(request):
     return _fit(request.param, ddf="satterthwaite") + (request.param,)
 
