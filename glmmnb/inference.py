@@ -34,7 +34,7 @@ from .core.apvar import approximate_cov
 from .core.ddf import nlme_term_ddf
 from .core.satterthwaite import contrast_ddf, ftest_ddf, variance_sensitivity
 
-__all__ = ["fixed_ddf", "hypothesis_ddf", "joint_ddf", "wald_test", "anova",
+__all__ = ["fixed_ddf", "hypothesis_ddf", "joint_ddf", "wald_test", "anova", "model_terms",
            "wald_test_terms", "intervals", "Intervals", "sensitivity", "DDF_NOTES"]
 
 DDF_NOTES = {
@@ -180,12 +180,40 @@ def wald_test(res, r_matrix, cov_p=None, invcov=None, use_f=None, df_constraints
     return ContrastResults(F=plain.fvalue, df_num=plain.df_num, df_denom=joint_ddf(res, R))
 
 
+def model_terms(model):
+    """The model's terms: name, columns and nlme's term df (R's ``fixDF$terms``).
+
+    Computed once when the results are made, so that ``anova`` works after
+    ``remove_data()``.
+
+    Parameters
+    ----------
+    model : NegBinMixedGLM
+        The model (with its data).
+
+    Returns
+    -------
+    list of (str, list of int, float)
+
+    Examples
+    --------
+    >>> from glmmnb import NegBinMixedGLM
+    >>> from glmmnb.datasets import microscopy
+    >>> mod = NegBinMixedGLM.from_formula(
+    ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide")
+    >>> model_terms(mod)
+    [('Intercept', [0], 196.0), ('RNAi', [1], 2.0)]
+    """
+    X = model.exog
+    names = list(model.exog_names)
+    terms = [(name if name is not None else names[cols[0]], cols)
+             for name, cols in term_columns(getattr(model.data, "model_spec", None), X.shape[1])]
+    df = nlme_term_ddf(X, [lev.codes for lev in model.levels], [cols for _, cols in terms])
+    return [(name, cols, float(d)) for (name, cols), d in zip(terms, df)]
+
+
 def _terms(res):
-    p = len(res.params)
-    spec = getattr(res.model.data, "model_spec", None)
-    names = list(res.model.exog_names)
-    return [(name if name is not None else names[cols[0]], cols)
-            for name, cols in term_columns(spec, p)]
+    return [(name, cols) for name, cols, _ in res.model_terms]
 
 
 def _term_ddf(res, terms, Ls):
@@ -194,12 +222,7 @@ def _term_ddf(res, terms, Ls):
         return np.array([ftest_ddf(res.variance_sensitivity, L) for L in Ls])
     if res.ddf_method == "residual":
         return np.full(len(terms), float(res.nobs - len(res.params)))
-    X = res.model.exog
-    if X is None:
-        raise ValueError("the model's data were removed (remove_data); nlme's term df "
-                         "need the design")
-    codes = [lev.codes for lev in res.model.levels]
-    df = nlme_term_ddf(X, codes, [cols for _, cols in terms]).astype(float)
+    df = np.array([d for _, _, d in res.model_terms])
     _warn_mixed_terms(res, terms, df)
     return df
 

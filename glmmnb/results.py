@@ -63,6 +63,9 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         Denominator df (a Series for pandas input).
     ddf_method : str
         ``"nlme"``, ``"satterthwaite"`` or ``"residual"``.
+    model_terms : list of (str, list of int, float)
+        The model's terms: name, columns and nlme's term df (R's
+        ``fit$fixDF$terms``).
     cov_re : ndarray
         Covariance of the groups' random coefficients (a DataFrame).
     vcomp : ndarray
@@ -94,6 +97,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         super().__init__(model, params, normalized_cov_params, scale, use_t=True)
         self.ddf_method = ddf_method
         self.working_lmm = working_lmm
+        self.model_terms = inference.model_terms(model)
         if sensitivity is not None:
             self.__dict__["variance_sensitivity"] = sensitivity
         self.theta = float(theta)

@@ -320,3 +320,11 @@ def test_tests_survive_pickling(seed_fit):
     assert res.f_test("RNAi[T.Target] = 0").df_denom == 2
     np.testing.assert_allclose(res.intervals().sigma.to_numpy(),
                                seed_fit.intervals().sigma.to_numpy())
+
+
+def test_anova_and_intervals_survive_remove_data(seed_data):
+    res = NegBinMixedGLM.from_formula("counts ~ RNAi", seed_data, groups="slide").fit()
+    before = res.anova("marginal"), res.intervals().sigma
+    res.remove_data()
+    pd.testing.assert_frame_equal(res.anova("marginal"), before[0])
+    pd.testing.assert_series_equal(res.intervals().sigma, before[1])
