@@ -29,13 +29,15 @@ from scipy import stats
 from statsmodels.base import model as base
 from statsmodels.stats.contrast import ContrastResults, WaldTestResults
 
+from . import _validation
 from ._formula import constraint_matrix, term_columns
 from .core.apvar import approximate_cov
-from .core.ddf import nlme_term_ddf
-from .core.satterthwaite import contrast_ddf, ftest_ddf, variance_sensitivity
+from .core.ddf import nlme_ddf, nlme_term_ddf
+from .core.satterthwaite import WorkingLMM, contrast_ddf, ftest_ddf, variance_sensitivity
 
-__all__ = ["fixed_ddf", "hypothesis_ddf", "joint_ddf", "wald_test", "anova", "model_terms",
-           "wald_test_terms", "intervals", "Intervals", "sensitivity", "DDF_NOTES"]
+__all__ = ["ddf_for_fit", "fixed_ddf", "hypothesis_ddf", "joint_ddf", "wald_test",
+           "anova", "model_terms", "wald_test_terms", "intervals", "Intervals",
+           "sensitivity", "DDF_NOTES"]
 
 DDF_NOTES = {
     "nlme": ("DF: denominator degrees of freedom by nlme's between/within rule "
@@ -52,6 +54,55 @@ CHI2_WARNING = ("use_f=False gives a chi-square test, which treats the covarianc
                 "fixed effects as known (infinite denominator df) and so ignores the "
                 "grouping: with few groups its p-values are far too small. Leave use_f "
                 "unset for the F test on the df of the fit's ddf rule.")
+
+
+def ddf_for_fit(method, model, lmm, transform):
+    """The denominator df of a new fit, with the working LMM they rest on.
+
+    Parameters
+    ----------
+    method : {"nlme", "satterthwaite", "residual"}
+        Checked by :func:`glmmnb._validation.check_ddf_method`.
+    model : NegBinMixedGLM
+        The model being fitted.
+    lmm : glmmnb.core.lmm.LMMFit
+        The last inner fit.
+    transform : ndarray
+        Map from the inner fit's fixed effects to the model's.
+
+    Returns
+    -------
+    ddf : ndarray
+    working : glmmnb.core.satterthwaite.WorkingLMM
+    sensitivity : glmmnb.core.satterthwaite.VarianceSensitivity or None
+        Computed for ``"satterthwaite"`` only.
+
+    Warns
+    -----
+    UserWarning
+        nlme: a fixed effect with 0 df.
+    ConvergenceWarning
+        Satterthwaite: the variance parameters are not at a minimum.
+
+    Examples
+    --------
+    >>> from glmmnb import NegBinMixedGLM
+    >>> from glmmnb.datasets import microscopy
+    >>> res = NegBinMixedGLM.from_formula(
+    ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+    >>> res.working_lmm.nobs
+    200
+    """
+    X = model.exog
+    nlme_df = nlme_ddf(X, [lev.codes for lev in model.levels])
+    if method == "nlme":
+        _validation.check_ddf(nlme_df, model.exog_names)
+    working = WorkingLMM.from_fit(lmm, model.levels, transform)
+    sens = None
+    if method == "satterthwaite":
+        sens = variance_sensitivity(working)
+        _validation.check_variance_hessian(sens.hessian_eigenvalues)
+    return fixed_ddf(method, X, nlme_df, sens), working, sens
 
 
 def fixed_ddf(method, X, nlme_df, sensitivity):

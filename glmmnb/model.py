@@ -15,10 +15,8 @@ from patsy import PatsyError
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, MissingDataError
 
 from . import _formula, _validation, inference
-from .core.ddf import nlme_ddf
 from .core.grouping import build_levels
 from .core.pql import fit_pql
-from .core.satterthwaite import WorkingLMM, variance_sensitivity
 from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
 from .core.scaling import standardizing_transform
 from .core.theta import estimate_theta
@@ -331,16 +329,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
         normalized = T @ pql.lmm.cov_params @ T.T / scale * nobs / (nobs - p)
         _validation.check_fit_finite(params, np.sqrt(np.diag(normalized) * scale),
                                      scale, self.exog_names)
-        codes = [lev.codes for lev in self.levels]
-        ddf = nlme_ddf(X, codes)
-        if ddf_method == "nlme":
-            _validation.check_ddf(ddf, self.exog_names)
-        working = WorkingLMM.from_fit(pql.lmm, self.levels, T)
-        sens = None
-        if ddf_method == "satterthwaite":
-            sens = variance_sensitivity(working)
-            _validation.check_variance_hessian(sens.hessian_eigenvalues)
-        ddf = inference.fixed_ddf(ddf_method, X, ddf, sens)
+        ddf, working, sens = inference.ddf_for_fit(ddf_method, self, pql.lmm, T)
         res = NegBinMixedGLMResults(
             self, params, normalized, scale, pql=pql, theta=theta,
             theta_fit=theta_fit, ddf=ddf,
