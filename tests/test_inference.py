@@ -328,3 +328,15 @@ def test_anova_and_intervals_survive_remove_data(seed_data):
     res.remove_data()
     pd.testing.assert_frame_equal(res.anova("marginal"), before[0])
     pd.testing.assert_series_equal(res.intervals().sigma, before[1])
+
+
+def test_satterthwaite_warns_off_a_minimum():
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    from glmmnb._validation import check_variance_hessian
+
+    with pytest.warns(ConvergenceWarning, match="negative eigenvalue"):
+        check_variance_hessian(np.array([-0.5, 3.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_variance_hessian(np.array([0.5, 3.0]))
