@@ -348,6 +348,14 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
             covariance is not positive definite (R's intervals() stops too);
             ``which="fixed"`` still works.
 
+        Notes
+        -----
+        nlme's ``apVar`` is a finite-difference Hessian (``fdHess``) with a
+        relative step of 6e-6, at which rounding moves R's printed
+        variance-parameter limits by up to a few percent; the Hessian here
+        is extrapolated to convergence and matches R's with
+        ``lmeControl(.relStep = 1e-4)``.
+
         See Also
         --------
         nlme::intervals.lme : the R function this reproduces.
