@@ -23,7 +23,7 @@ DATA = pathlib.Path(__file__).parent / "data"
 CASES = sorted(p.stem for p in (DATA / "inference").glob("*.json"))
 # designs where R's apVar is well determined (no variance at or near zero)
 VARCOV_CASES = ["seed", "trt3", "trt3_interaction", "trt3_mixed_term", "trt3_no_intercept",
-                "v06_random_slope", "x04_three_levels"]
+                "v05_offset", "v06_random_slope", "x04_three_levels"]
 MIXED_TERMS = {"trt3_mixed_term"}     # a term with columns at two levels
 
 
@@ -36,9 +36,13 @@ def _fit(case, ddf="nlme"):
     """One fit per case and ddf rule for the whole module (the tests only read them)."""
     exp = _reference(case)
     data = pd.read_csv(DATA / exp["data_file"])
+    offset = None
+    if exp["offset"]:
+        assert exp["offset"] == "log(exposure)"
+        offset = np.log(data["exposure"].to_numpy())
     model = NegBinMixedGLM.from_formula(exp["formula"], data, groups=exp["groups"],
                                         re_formula=exp["re_formula"],
-                                        vc_formula=exp["vc_formula"])
+                                        vc_formula=exp["vc_formula"], offset=offset)
     return model.fit(ddf=ddf), exp
 
 
@@ -280,6 +284,15 @@ def test_variance_near_zero_refuses_like_r():
         res.intervals()
     np.testing.assert_allclose(res.intervals(which="fixed").fixed.to_numpy(),
                                _r_block(exp["intervals"]["fixed"]), rtol=1e-4)
+
+
+def test_variance_at_zero_gets_no_meaningless_interval():
+    """Slide variance 4e-9: R prints SD limits 130 orders of magnitude apart; we refuse."""
+    res, exp = _fit("v07_low_counts_unbalanced")
+    sd = exp["intervals"]["reStruct"]["slide"]
+    assert np.log10(sd["upper"] / sd["lower"]) > 100
+    with pytest.raises(ValueError, match="flat in its log-SD"):
+        res.intervals()
 
 
 def test_intervals_options_and_printing(seed_fit):

@@ -110,8 +110,12 @@ pql_fit <- function(fixed, random, theta, dat, control = NULL) {
                            verbose = FALSE, control = control))
 }
 
+# offset: NULL or e.g. "log(exposure)"; it enters glm.nb and glmmPQL, while the
+# working response zz already has it removed (lmer gets the fixed part without it)
 run_case <- function(name, dat, fixed, random, lmer_random, groups, re_formula = NULL,
-                     vc_formula = NULL, data_file) {
+                     vc_formula = NULL, offset = NULL, data_file) {
+  fixed_lmer <- fixed
+  if (!is.null(offset)) fixed <- paste0(fixed, " + offset(", offset, ")")
   nb <- glm.nb(as.formula(fixed), data = dat)
   theta <- nb$theta
   fit <- pql_fit(fixed, random, theta, dat)
@@ -120,8 +124,8 @@ run_case <- function(name, dat, fixed, random, lmer_random, groups, re_formula =
   # the same fit with steps of 1e-4 gives the converged Hessian.
   fit_fine <- pql_fit(fixed, random, theta, dat, control = lmeControl(.relStep = 1e-4))
   out <- list(
-    name = name, data_file = data_file, n_obs = nrow(dat), formula = fixed,
-    groups = groups, re_formula = re_formula, vc_formula = vc_formula,
+    name = name, data_file = data_file, n_obs = nrow(dat), formula = fixed_lmer,
+    groups = groups, re_formula = re_formula, vc_formula = vc_formula, offset = offset,
     random_r = deparse(random), theta = theta,
     params = unname(fixef(fit)), param_names_r = names(fixef(fit)),
     fixDF_X = unname(fit$fixDF$X), fixDF_terms = unname(fit$fixDF$terms),
@@ -131,7 +135,7 @@ run_case <- function(name, dat, fixed, random, lmer_random, groups, re_formula =
     anova_sequential = anova_table(fit, "sequential"),
     intervals = intervals_block(fit),
     intervals_relstep_1e4 = intervals_block(fit_fine),
-    satterthwaite = satterthwaite_block(fit, fixed, lmer_random),
+    satterthwaite = satterthwaite_block(fit, fixed_lmer, lmer_random),
     r_version = R.version.string, packages = pkg_versions()
   )
   writeLines(to_json(out), file.path(out_root, paste0(name, ".json")))
@@ -198,3 +202,9 @@ run_case("x04_three_levels", x04, "counts ~ treatment + area", ~ 1 | experiment 
          "(1 | experiment / slide / field)", "experiment",
          vc_formula = list(slide = "0 + C(slide)", field = "0 + C(field)"),
          data_file = "r/x04_three_levels/data.csv")
+run_case("v05_offset", reference("v05_offset"), "counts ~ treatment", ~ 1 | slide,
+         "(1 | slide)", "slide", offset = "log(exposure)",
+         data_file = "reference/v05_offset/data.csv")
+run_case("v07_low_counts_unbalanced", reference("v07_low_counts_unbalanced"),
+         "counts ~ treatment", ~ 1 | slide, "(1 | slide)", "slide",
+         data_file = "reference/v07_low_counts_unbalanced/data.csv")
