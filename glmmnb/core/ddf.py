@@ -51,6 +51,23 @@ def _varies_within(x, codes, n_groups):
     return bool(np.any(x != first[codes]))
 
 
+def _strata(X, level_codes):
+    """Each level's group-count df, which columns are not intercepts, and each column's level.
+
+    The level of a column is 1 + the innermost factor it varies within (0 for
+    the outermost level, ``len(level_codes)`` for the residual).
+    """
+    N, p = X.shape
+    m = [int(c.max()) + 1 if c.size else 0 for c in level_codes]
+    df_level = np.array(m + [N]) - np.array([0] + m)
+    not_int = np.array([not is_constant(X[:, j]) for j in range(p)], dtype=bool)
+    stratum = np.zeros(p, dtype=int)
+    for j in np.flatnonzero(not_int):
+        stratum[j] = max((k + 1 for k, c in enumerate(level_codes)
+                          if _varies_within(X[:, j], c, m[k])), default=0)
+    return df_level, not_int, stratum
+
+
 def nlme_ddf(X, level_codes):
     """Denominator df of each column of ``X`` by nlme's between/within rule.
 
@@ -81,17 +98,10 @@ def nlme_ddf(X, level_codes):
     array([196,   2])
     """
     X = np.asarray(X, dtype=float)
-    N, p = X.shape
-    m = [int(c.max()) + 1 if c.size else 0 for c in level_codes]
-    df_level = np.array(m + [N]) - np.array([0] + m)
-    not_int = np.array([not is_constant(X[:, j]) for j in range(p)], dtype=bool)
+    p = X.shape[1]
+    df_level, not_int, stratum = _strata(X, level_codes)
     out = np.zeros(p, dtype=int)
     if not_int.any():
-        stratum = np.zeros(p, dtype=int)
-        for j in np.flatnonzero(not_int):
-            inner = [k + 1 for k, c in enumerate(level_codes)
-                     if _varies_within(X[:, j], c, m[k])]
-            stratum[j] = max(inner, default=0)
         np.subtract.at(df_level, stratum[not_int], 1)
         if not not_int.all():
             df_level[0] -= 1
@@ -136,15 +146,7 @@ def nlme_term_ddf(X, level_codes, assign):
     >>> nlme_term_ddf(X, [slide], [[0], [1, 2]])
     array([54,  3])
     """
-    X = np.asarray(X, dtype=float)
-    N, p = X.shape
-    m = [int(c.max()) + 1 if c.size else 0 for c in level_codes]
-    df_level = np.array(m + [N]) - np.array([0] + m)
-    not_int = np.array([not is_constant(X[:, j]) for j in range(p)], dtype=bool)
-    stratum = np.zeros(p, dtype=int)
-    for j in np.flatnonzero(not_int):
-        stratum[j] = max((k + 1 for k, c in enumerate(level_codes)
-                          if _varies_within(X[:, j], c, m[k])), default=0)
+    df_level, not_int, stratum = _strata(np.asarray(X, dtype=float), level_codes)
     assign = [np.asarray(a, dtype=int) for a in assign]
     term_not_int = np.array([bool(not_int[a].any()) for a in assign])
     term_stratum = np.array([int(stratum[a].max()) if a.size else 0 for a in assign])
