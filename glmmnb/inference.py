@@ -465,11 +465,12 @@ def _random_intervals(res, alpha):
         nat, cov = approximate_cov(res.working_lmm)
     except ValueError as err:
         raise ValueError(f"cannot get confidence intervals on the variance components: "
-                         f"{err}. A variance at or near zero leaves the likelihood flat in "
-                         "its log-SD: R's intervals() then refuses too, or prints limits "
-                         "dozens of orders of magnitude apart; use which='fixed'") from err
+                         f"{err} (R's intervals() refuses too); use which='fixed'") from err
     half = stats.norm.ppf(1.0 - alpha / 2.0) * np.sqrt(np.diag(cov))
-    bounds = [nat.values - half, nat.values, nat.values + half]
+    inf = np.isinf(half)     # flat directions: limits 0 and infinity (or -1 and 1)
+    with np.errstate(invalid="ignore"):     # -inf + inf for an SD of exactly zero
+        bounds = [np.where(inf, -np.inf, nat.values - half), nat.values,
+                  np.where(inf, np.inf, nat.values + half)]
     split = [nat.split(b) for b in bounds]
     group = getattr(res.model, "group_name", "Group")
     coef = [["(Intercept)" if c == group else c for c in res.exog_re_names]]

@@ -344,9 +344,10 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         Raises
         ------
         ValueError
-            If a variance is at or near zero, so that the approximate
-            covariance is not positive definite (R's intervals() stops too);
-            ``which="fixed"`` still works.
+            If the approximate covariance of the variance parameters is not
+            positive definite (R's intervals() stops too); ``which="fixed"``
+            still works.  A variance at or near zero alone does not raise:
+            its limits are 0 and infinity.
 
         Notes
         -----

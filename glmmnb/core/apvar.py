@@ -20,7 +20,10 @@ import numpy as np
 
 from .satterthwaite import WorkingLMM, deviance_varpar, hessian
 
-__all__ = ["NaturalParameters", "natural_parameters", "approximate_cov"]
+__all__ = ["NaturalParameters", "natural_parameters", "approximate_cov", "FLAT"]
+
+FLAT = 1e-6
+"""Curvature of the log-likelihood (in a log-SD) below which it counts as flat."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,7 @@ def natural_parameters(work: WorkingLMM) -> NaturalParameters:
     -------
     NaturalParameters
 
-    Raises
-    ------
-    ValueError
-        If a random-effect SD is zero (its log is minus infinity).
+    A random-effect SD of exactly zero has the value ``-inf``.
 
     Examples
     --------
@@ -113,12 +113,11 @@ def natural_parameters(work: WorkingLMM) -> NaturalParameters:
         start += n
         D = work.scale * (L @ L.T)
         sd = np.sqrt(np.diag(D))
-        if np.any(sd <= 0):
-            raise ValueError("a random-effect variance is exactly zero, so its log-SD "
-                             "has no interval")
-        values.extend(np.log(sd))
+        with np.errstate(divide="ignore"):
+            values.extend(np.log(sd))            # -inf for a variance at exactly zero
         for j, k in _pairs(q):
-            r = D[j, k] / (sd[j] * sd[k])
+            # a coefficient without variance has no correlation; 0 is a placeholder
+            r = D[j, k] / (sd[j] * sd[k]) if sd[j] * sd[k] > 0 else 0.0
             values.append(np.log((1.0 + r) / (1.0 - r)))
     values.append(0.5 * np.log(work.scale))
     return NaturalParameters(np.asarray(values, float), sizes)
@@ -134,8 +133,10 @@ def _to_varpar(nat: NaturalParameters, values: np.ndarray) -> np.ndarray:
         R = np.eye(q)
         for (j, k), zc in zip(_pairs(q), z):
             R[j, k] = R[k, j] = (np.exp(zc) - 1.0) / (np.exp(zc) + 1.0)
-        psi = (sd[:, None] * R * sd[None, :]) / sigma ** 2
-        theta.extend(np.linalg.cholesky(psi)[np.tril_indices(q)])
+        # Psi = diag(sd) R diag(sd) / sigma^2, so diag(sd / sigma) chol(R) is its
+        # Cholesky factor, also when an SD is zero
+        L = (sd / sigma)[:, None] * np.linalg.cholesky(R)
+        theta.extend(L[np.tril_indices(q)])
     return np.append(theta, sigma)
 
 
@@ -155,12 +156,15 @@ def approximate_cov(work: WorkingLMM):
         Their approximate covariance, the inverse of minus the Hessian of
         the ML log-likelihood.
 
+        Parameters in which the log-likelihood is flat (a variance at or
+        near zero, and its correlations) get an infinite variance.
+
     Raises
     ------
     ValueError
-        If that Hessian is not negative definite (nlme then refuses too:
-        "Non-positive definite approximate variance-covariance"), typically
-        because a variance sits at or near zero.
+        If the Hessian of the other parameters is not negative definite
+        (nlme then refuses too: "Non-positive definite approximate
+        variance-covariance").
 
     See Also
     --------
@@ -184,8 +188,27 @@ def approximate_cov(work: WorkingLMM):
     """
     nat = natural_parameters(work)
     red = work.reducer()
-    H = 0.5 * hessian(lambda v: deviance_varpar(red, _to_varpar(nat, v)), nat.values)
-    if not np.all(np.linalg.eigvalsh(H) > 0):
+    active = np.flatnonzero(np.isfinite(nat.values))
+
+    def deviance(v):
+        full = nat.values.copy()
+        full[active] = v
+        return deviance_varpar(red, _to_varpar(nat, full))
+
+    H = 0.5 * hessian(deviance, nat.values[active])
+    # A variance at (or numerically at) zero leaves the likelihood flat in its
+    # log-SD.  Below FLAT its standard error exceeds 1000 and the limits
+    # overflow to 0 and infinity at any usual level, which is what nlme prints
+    # for it with a converged finite-difference step; the other parameters
+    # keep their intervals.
+    flat = np.diag(H) < FLAT
+    keep = active[~flat]
+    Hk = H[np.ix_(~flat, ~flat)]
+    if not np.all(np.linalg.eigvalsh(Hk) > 0):
         raise ValueError("non-positive definite approximate variance-covariance of the "
-                         "variance parameters (a variance at or near zero?)")
-    return nat, np.linalg.inv(H)
+                         "variance parameters")
+    cov = np.zeros((nat.values.size, nat.values.size))
+    cov[np.ix_(keep, keep)] = np.linalg.inv(Hk)
+    gone = np.setdiff1d(np.arange(nat.values.size), keep)
+    cov[gone, gone] = np.inf
+    return nat, cov
