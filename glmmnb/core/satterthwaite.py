@@ -85,7 +85,15 @@ class WorkingLMM:
         Returns
         -------
         WorkingLMM
+
+        Raises
+        ------
+        ValueError
+            If ``lmm.crossproducts`` is ``None``.
         """
+        if lmm.crossproducts is None:
+            raise ValueError("the inner fit kept no group cross-products; the working "
+                             "LMM cannot be re-evaluated")
         light = tuple(Level(np.zeros(0, dtype=np.intp), lev.n_groups, lev.zcols,
                             lev.parent, lev.name) for lev in levels)
         n = int(round(lmm.fitted.shape[0]))
