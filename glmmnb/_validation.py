@@ -24,7 +24,7 @@ __all__ = [
     "check_alpha", "check_level", "check_array_inputs", "exog_re_matrix", "check_formula_args",
     "check_no_bars", "reject_crossed", "resolve_input", "subset_positions",
     "check_response_columns", "check_factor_levels", "check_ddf_method", "DDF_METHODS",
-    "check_variance_hessian",
+    "check_variance_hessian", "check_choice",
 ]
 
 THETA_RUNAWAY = 1e-4
@@ -316,6 +316,14 @@ def check_ddf_method(ddf):
     return method
 
 
+def check_choice(value, choices, name, hint):
+    """``value`` one of ``choices`` (an option spelt as R spells it)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))} ({hint}), "
+                         f"got {value!r}")
+    return value
+
+
 def check_variance_hessian(eigenvalues, tol=1e-8):
     """Warn, as lmerTest does, when the deviance Hessian of the variance parameters
     has a negative eigenvalue: Satterthwaite's df then leave that direction out."""
@@ -456,7 +464,7 @@ def check_fit_kwargs(kwargs):
             raise NotImplementedError(f"fit({key}=...) is not supported: {_FIT_UNSUPPORTED[key]}")
     if kwargs:
         raise TypeError(f"fit() got unexpected keyword argument(s) "
-                        f"{', '.join(map(repr, kwargs))}; it takes maxiter and tol")
+                        f"{', '.join(map(repr, kwargs))}; it takes maxiter, tol and ddf")
 
 
 def check_alpha(alpha):

@@ -325,8 +325,7 @@ def anova(res, type="sequential"):
     >>> anova(res).index.tolist()
     ['Intercept', 'RNAi']
     """
-    if type not in ("marginal", "sequential"):
-        raise ValueError(f"type must be 'marginal' or 'sequential' (as anova.lme), got {type!r}")
+    _validation.check_choice(type, ("sequential", "marginal"), "type", "as anova.lme")
     terms = _terms(res)
     p = len(res.params)
     basis = np.eye(p) if type == "marginal" else _sequential_factor(res)
@@ -514,10 +513,8 @@ def intervals(res, alpha=0.05, which="all"):
     >>> intervals(res).sigma.round(3).tolist()
     [0.9, 0.994, 1.097]
     """
-    if which not in ("all", "fixed", "var-cov"):
-        raise ValueError(f"which must be 'all', 'fixed' or 'var-cov' (as R), got {which!r}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    _validation.check_choice(which, ("all", "fixed", "var-cov"), "which", "as R's intervals")
+    alpha = _validation.check_alpha(alpha)
     fixed = None if which == "var-cov" else _fixed_intervals(res, alpha)
     random, sigma = ({}, None) if which == "fixed" else _random_intervals(res, alpha)
     note = DDF_NOTES["residual"] if res.ddf_method == "residual" and fixed is not None else ""
