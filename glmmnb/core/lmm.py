@@ -566,21 +566,36 @@ def _optimize(red, theta0, tol):
     return res.x, bool(res.success)
 
 
+# Largest relative SD the search goes to: there ``1 + l^2 T_rr`` has lost
+# every digit of the 1, the group effects are free parameters to the last bit,
+# and a larger optimum cannot be told from infinity.
+_SCALAR_MAX = 1e8
+
+
 def _optimize_scalar(red, start, tol):
-    """One relative SD: bracket on the log scale, then Brent; check the boundary."""
-    f = lambda t: red.deviance(np.array([t]))  # noqa: E731
+    """One relative SD: bracket on the log scale, then Brent; check the boundary.
+
+    The grid covers 1e-4 to 100 residual SDs and is extended a decade at a
+    time while its largest point is the best (large counts or a tiny theta
+    make the working residual SD small against the groups' SD), so the
+    bracket always holds the optimum.  The warm start joins the grid once;
+    a repeat of a grid point would give an empty bracket.
+    """
     grid = np.concatenate([[0.0], np.logspace(-4, 2, 25)])
     if start > 0:
-        grid = np.sort(np.append(grid, start))
-    if red._single is not None:
-        vals = red.deviance_scalar(grid)          # the whole grid in one product
-    else:
-        vals = np.array([f(t) for t in grid])
+        grid = np.unique(np.append(grid, start))
+    vals = red.deviance_scalar(grid)
     k = int(np.argmin(vals))
-    if k == 0:
-        lo, hi = 0.0, grid[1]
-    else:
-        lo, hi = grid[k - 1], grid[min(k + 1, len(grid) - 1)]
+    while k == len(grid) - 1 and grid[-1] < _SCALAR_MAX:
+        more = grid[-1] * np.logspace(0.25, 1.0, 4)
+        grid = np.append(grid, more)
+        vals = np.append(vals, red.deviance_scalar(more))
+        k = int(np.argmin(vals))
+    if k == len(grid) - 1:
+        # still falling at the largest SD the arithmetic can tell apart
+        return np.array([grid[k]]), False
+    lo, hi = (0.0, grid[1]) if k == 0 else (grid[k - 1], grid[k + 1])
+    f = lambda t: red.deviance(np.array([t]))  # noqa: E731
     res = optimize.minimize_scalar(f, bounds=(lo, hi), method="bounded",
                                    options={"xatol": 1e-10 * max(hi, 1e-3), "maxiter": 500})
     best = res.x if res.fun <= vals[k] else grid[k]

@@ -1,0 +1,69 @@
+"""The random-intercept SD is found wherever it lies (issue 9, item 1).
+
+The R cases x07_tiny_theta and x08_large_counts (tests/data/r/
+make_boundary_references.R) put glmmPQL's ratio of slide SD to residual SD
+beyond 100, where the search used to stop; test_reference_r.py compares
+every number of them with R, this file checks the regime and the optimiser.
+"""
+
+import numpy as np
+import pytest
+
+from conftest import DATA, fit_case, load_case
+from glmmnb.core.lmm import Level, fit_lmm
+
+BEYOND_OLD_CAP = ["x07_tiny_theta", "x08_large_counts"]
+
+
+@pytest.mark.parametrize("name", BEYOND_OLD_CAP)
+def test_sd_ratio_beyond_100_matches_r(name):
+    data, exp = load_case(DATA / "r" / name)
+    ratio_r = exp["pql"]["sd_ratio"]
+    assert ratio_r > 100                          # the case is in the regime
+    res = fit_case(data, exp)
+    ratio = np.sqrt(np.asarray(res.cov_re)[0, 0] / res.scale)
+    assert ratio == pytest.approx(ratio_r, rel=2e-2)
+    np.testing.assert_allclose(res.bse, exp["pql"]["bse"], rtol=1e-3)
+    np.testing.assert_allclose(res.pvalues, exp["pql"]["pvalues"], rtol=1e-2, atol=1e-8)
+    assert res.converged
+
+
+def _lmm_data(resid_sd, seed=0, n_groups=15, size=12):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), size)
+    X = np.column_stack([np.ones(g.size), rng.normal(size=g.size)])
+    z = X @ [1.0, 0.5] + rng.normal(size=n_groups)[g] + resid_sd * rng.normal(size=g.size)
+    return X, z, g
+
+
+def _deviance_at(X, z, g, ratio):
+    from glmmnb.core.lmm import _Reducer, group_crossproducts
+    T = group_crossproducts(g, g.max() + 1, np.column_stack([np.ones(g.size), X, z]),
+                            np.ones(g.size))
+    red = _Reducer(T, [Level(g, g.max() + 1, (0,))], g.size, X.shape[1], 0.0)
+    return red.deviance(np.array([ratio]))
+
+
+@pytest.mark.parametrize("resid_sd", [1e-2, 1e-3, 1e-5])
+def test_optimum_far_beyond_100_is_a_minimum(resid_sd):
+    X, z, g = _lmm_data(resid_sd)
+    fit = fit_lmm(X, z, np.ones(g.size), np.ones((g.size, 1)), [Level(g, g.max() + 1, (0,))])
+    ratio = float(fit.theta[0])
+    assert fit.converged
+    assert 0.3 / resid_sd < ratio < 3.0 / resid_sd   # groups' SD 1 against resid_sd
+    best = _deviance_at(X, z, g, ratio)
+    for step in (1.001, 1 / 1.001):
+        assert _deviance_at(X, z, g, ratio * step) > best
+
+
+@pytest.mark.parametrize("resid_sd", [0.5, 1 / 150])
+@pytest.mark.parametrize("start", [100.0, 1e4, 1e-4, 0.0])
+def test_warm_start_never_traps_the_search(resid_sd, start):
+    """A start on a grid point or far off (an earlier PQL iteration) finds the same optimum."""
+    X, z, g = _lmm_data(resid_sd, seed=3)
+    levels = [Level(g, g.max() + 1, (0,))]
+    cold = fit_lmm(X, z, np.ones(g.size), np.ones((g.size, 1)), levels)
+    warm = fit_lmm(X, z, np.ones(g.size), np.ones((g.size, 1)), levels, theta0=[start])
+    # the deviance is flat to rounding within ~1e-5 of the optimum, and
+    # different brackets stop at different points there
+    assert warm.theta[0] == pytest.approx(cold.theta[0], rel=1e-4)
