@@ -19,6 +19,7 @@ from .core.grouping import build_levels
 from .core.pql import fit_pql
 from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
 from .core.scaling import standardizing_transform
+from .core.singular import SingularFitWarning, check_re_design
 from .core.theta import estimate_theta
 
 __all__ = ["NegBinMixedGLM"]
@@ -273,7 +274,9 @@ class NegBinMixedGLM(base.LikelihoodModel):
         Raises
         ------
         TypeError, ValueError
-            If ``maxiter`` or ``tol`` is invalid, or for an unknown keyword.
+            If ``maxiter`` or ``tol`` is invalid, or for an unknown keyword;
+            ValueError also if the random-effects design cannot be estimated
+            (an all-zero column, more random coefficients than groups).
         NotImplementedError
             For ``cov_type=`` and other options PQL does not have.
         FloatingPointError
@@ -288,6 +291,10 @@ class NegBinMixedGLM(base.LikelihoodModel):
             estimate of theta did not converge, and with
             ``ddf="satterthwaite"`` if the variance parameters are not at a
             minimum of the deviance (as lmerTest warns).
+        glmmnb.core.singular.SingularFitWarning
+            If a random-effects component is at the boundary (lme4's
+            ``isSingular``): the results have ``is_singular = True`` and
+            ``singular_components`` says which and what it means.
         UserWarning
             If theta ran off to infinity (no overdispersion: the Poisson
             limit, flagged ``theta_at_limit`` and noted in the summary), or if
@@ -305,6 +312,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
         maxiter, tol = _validation.check_fit_options(maxiter, tol)
         ddf_method = _validation.check_ddf_method(ddf)
         _validation.check_fit_kwargs(kwargs)
+        check_re_design(self._Z, self.levels, self.exog_re_names)
         y, X = self.endog, self.exog
         T = standardizing_transform(X)
         Xs = X @ T
@@ -335,6 +343,9 @@ class NegBinMixedGLM(base.LikelihoodModel):
             theta_fit=theta_fit, ddf=ddf,
             fit_options={"maxiter": maxiter, "tol": tol, "ddf": ddf_method},
             ddf_method=ddf_method, working_lmm=working, sensitivity=sens)
+        if res.is_singular:
+            warnings.warn("boundary (singular) fit: " + "; ".join(res.singular_components)
+                          + " (see res.singular_components)", SingularFitWarning, stacklevel=2)
         return NegBinMixedGLMResultsWrapper(res)
 
     def _theta_for_fit(self, X):

@@ -15,6 +15,7 @@ from statsmodels.stats.contrast import ContrastResults
 from . import inference
 from ._formula import constraint_matrix
 from ._validation import check_alpha, check_level
+from .core.singular import find_boundaries
 
 __all__ = ["NegBinMixedGLMResults", "NegBinMixedGLMResultsWrapper"]
 
@@ -72,6 +73,12 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         Variances of the nested components, in ``model.vc_names`` order.
     n_iter, converged : int, bool
         Inner fits run (R's iteration count) and whether PQL converged.
+    is_singular : bool
+        Whether a random-effects component is at the boundary (a variance at
+        0 relative to the residual, a correlation at +-1, a rank-deficient or
+        unidentified covariance), by lme4's ``isSingular`` rule.
+    singular_components : list of str
+        Each such component and what it means.
     fittedvalues : ndarray
         Conditional means ``exp(X beta + Z b + offset)``.
     resid : ndarray
@@ -117,6 +124,8 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         self.cov_re = pql.lmm.cov_re[0]
         self.vcomp = np.array([c[0, 0] for c in pql.lmm.cov_re[1:]])
         self._ranef = pql.lmm.random_effects
+        self.singular_components = _singular_components(model, pql.lmm)
+        self.is_singular = bool(self.singular_components)
         self._level_labels = model.group_labels
         self._outermost = _outermost_groups(model.levels)
         self.exog_re_names = list(model.exog_re_names)
@@ -567,6 +576,15 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         from .summary import build_summary
 
         return build_summary(self, alpha, rate_ratios)
+
+
+def _singular_components(model, lmm):
+    """Descriptions of the random-effects components at the boundary (lme4's isSingular)."""
+    group = getattr(model, "group_name", "Group")
+    coefs = ["(Intercept)" if n == group else n for n in model.exog_re_names]
+    found = find_boundaries(lmm.cov_re, lmm.scale, model._Z, model.levels, coefs,
+                            [group] + list(model.vc_names))
+    return [str(b) for b in found]
 
 
 def _outermost_groups(levels):

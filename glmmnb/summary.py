@@ -145,6 +145,8 @@ def _warnings(res):
     if res.theta_at_limit:
         notes.append("WARNING: theta ran off to infinity (no overdispersion); "
                      "the model is effectively a Poisson GLMM.")
+    for comp in getattr(res, "singular_components", ()):
+        notes.append(f"WARNING: boundary (singular) fit: {comp}.")
     zero_df = [n for n, d in zip(_names(res), np.asarray(res.ddf)) if d <= 0]
     if zero_df:
         one = len(zero_df) == 1

@@ -17,6 +17,17 @@ def case(request):
     return fit_case(data, expected), expected
 
 
+def test_singular_flag_follows_lme4_rule(case):
+    """lme4's isSingular rule on R's glmmPQL covariances (relative Cholesky diagonal < 1e-4)."""
+    from glmmnb.core.singular import relative_cholesky_diagonal
+
+    res, exp = case
+    s2 = exp["pql"]["resid_sd"] ** 2
+    want = any(relative_cholesky_diagonal(np.array(c), s2).min() < 1e-4
+               for c in exp["pql"]["cov_re"].values())
+    assert res.is_singular == want
+
+
 def test_theta(case):
     res, exp = case
     assert res.theta == pytest.approx(exp["theta"], rel=1e-4)

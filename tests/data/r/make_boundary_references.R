@@ -4,14 +4,24 @@
 #
 #   x07_tiny_theta  : theta fixed at 5e-4, slide SD 2 (theta_source "fixed")
 #   x08_large_counts: counts around 36,000, slide SD 2, theta by glm.nb
-#                     (~0.4: the slide effect inflates the overdispersion of
-#                     the fixed-effects GLM, and the PQL residual SD is ~0.03)
+#                     (~0.77: the slide effect inflates the overdispersion of
+#                     the fixed-effects GLM, and the PQL residual SD is ~0.01)
+#
+# and one at the other boundary (issue 9, item 4), a singular fit, written to
+# tests/data/r_singular/ (not a case to match number by number: at this
+# boundary nlme stops at a point whose inner ML deviance is ~0.01 above the
+# optimum, and glmmnb goes on to it):
+#
+#   x09_slope_singular: a random slope of area with no slide-to-slide
+#                     variation; the relative Cholesky diagonal of glmmPQL's
+#                     slide covariance is 3e-5: singular by lme4's rule.
 #
 # Same layout as make_extra_references.R (see tests/data/reference/README.md).
 #
 # Usage (from the repository root):
 #   Rscript tests/data/r/make_boundary_references.R
-# Output: tests/data/r/<case>/data.csv and expected.json, fitted from the
+# Output: tests/data/r/<case>/ (x09: tests/data/r_singular/<case>/) data.csv and
+# expected.json, fitted from the
 # numbers read back from data.csv.
 
 suppressMessages({
@@ -31,7 +41,8 @@ pkg_versions <- function() {
 }
 
 # theta = NULL estimates it with glm.nb, a number fixes it.
-fit_case <- function(name, dat, fixed, theta = NULL) {
+fit_case <- function(name, dat, fixed, theta = NULL, random = ~ 1 | slide,
+                     re_formula = NULL) {
   fml <- as.formula(fixed)
   nb <- glm.nb(fml, data = dat)
   nb_sum <- summary(nb)$coefficients
@@ -40,7 +51,7 @@ fit_case <- function(name, dat, fixed, theta = NULL) {
 
   n_iter <- 0L
   fit <- withCallingHandlers(
-    glmmPQL(fml, random = ~ 1 | slide, family = negative.binomial(theta = theta),
+    glmmPQL(fml, random = random, family = negative.binomial(theta = theta),
             data = dat, verbose = TRUE),
     message = function(m) {
       if (grepl("^iteration [0-9]+", conditionMessage(m))) n_iter <<- n_iter + 1L
@@ -52,7 +63,7 @@ fit_case <- function(name, dat, fixed, theta = NULL) {
   re <- ranef(fit)
   list(
     name = name, n_obs = nrow(dat), formula = fixed, groups = "slide",
-    re_formula = NULL, vc_formula = NULL, offset = NULL, rows = NULL,
+    re_formula = re_formula, vc_formula = NULL, offset = NULL, rows = NULL,
     theta_source = theta_source,
     glm_nb = list(theta = nb$theta, se_theta = nb$SE.theta,
                   params = unname(nb_sum[, "Estimate"]),
@@ -70,13 +81,16 @@ fit_case <- function(name, dat, fixed, theta = NULL) {
       n_groups = list(slide = as.integer(fit$dims$ngrps[["slide"]])),
       # the ratio glmmnb's optimiser has to reach (sd of slides / residual sd)
       sd_ratio = sqrt(pd$slide[1, 1]),
+      # lme4's isSingular rule on glmmPQL's covariance: the diagonal of the
+      # relative Cholesky factor
+      rel_chol_diag = unname(diag(t(chol(pd$slide)))),
       ranef = list(groups = rownames(re), values = unname(as.matrix(re))),
       fitted_head = unname(fitted(fit)[1:10])),
     r_version = R.version.string, packages = pkg_versions())
 }
 
-write_case <- function(name, dat, ...) {
-  dir <- file.path(script_dir, name)
+write_case <- function(name, dat, ..., root = script_dir) {
+  dir <- file.path(root, name)
   dir.create(dir, showWarnings = FALSE, recursive = TRUE)
   csv <- file.path(dir, "data.csv")
   write.csv(dat, csv, row.names = FALSE)
@@ -88,13 +102,15 @@ write_case <- function(name, dat, ...) {
               res$n_obs, res$theta, res$pql$n_iter, res$pql$sd_ratio, res$pql$resid_sd))
 }
 
-simulate <- function(seed, n_slides, cells, intercept, slide_sd, size) {
+simulate <- function(seed, n_slides, cells, intercept, slide_sd, size, slope = 0) {
   set.seed(seed)
   slide <- rep(sprintf("s%02d", seq_len(n_slides)), each = cells)
   trt <- rep(rep(c("control", "target"), length.out = n_slides), each = cells)
   u <- rep(rnorm(n_slides, 0, slide_sd), each = cells)
-  mu <- exp(intercept + 0.3 * (trt == "target") + u)
-  data.frame(slide = slide, treatment = trt, counts = rnbinom(length(mu), size = size, mu = mu))
+  area <- round(rnorm(length(u)), 4)
+  mu <- exp(intercept + 0.3 * (trt == "target") + u + slope * area)
+  data.frame(slide = slide, treatment = trt, area = area,
+             counts = rnbinom(length(mu), size = size, mu = mu))
 }
 
 write_case("x07_tiny_theta",
@@ -105,3 +121,8 @@ write_case("x08_large_counts",
            simulate(20240108, n_slides = 10, cells = 20, intercept = log(36000),
                     slide_sd = 2, size = 20000),
            fixed = "counts ~ treatment")
+write_case("x09_slope_singular",
+           simulate(20240110, n_slides = 10, cells = 20, intercept = 1.2, slide_sd = 0.4,
+                    size = 3, slope = 0.3),
+           fixed = "counts ~ treatment + area", random = ~ area | slide, re_formula = "~area",
+           root = file.path(script_dir, "..", "r_singular"))
