@@ -15,6 +15,8 @@ from patsy import PatsyError
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, MissingDataError
 
 from . import _formula, _validation, inference
+from .core.negbin import degenerate_means, separated_rows
+from .core.nbglm import fit_nb_glm
 from .core.grouping import build_levels
 from .core.pql import fit_pql
 from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
@@ -316,10 +318,15 @@ class NegBinMixedGLM(base.LikelihoodModel):
         y, X = self.endog, self.exog
         T = standardizing_transform(X)
         Xs = X @ T
-        theta, theta_fit = self._theta_for_fit(Xs)
-        glm = None if theta_fit is None else theta_fit.glm
-        pql = fit_pql(y, Xs, self._offset, theta, self._Z, self.levels,
-                      maxiter=maxiter, tol=tol, glm=glm)
+        # an overflow in the fits shows in their means, which are checked
+        with np.errstate(over="ignore"):
+            theta, theta_fit = self._theta_for_fit(Xs)
+            glm = (fit_nb_glm(y, Xs, self._offset, theta) if theta_fit is None
+                   else theta_fit.glm)
+            self._check_means(glm.mu, "the fixed-effects NB GLM", separation=True)
+            pql = fit_pql(y, Xs, self._offset, theta, self._Z, self.levels,
+                          maxiter=maxiter, tol=tol, glm=glm)
+        self._check_means(pql.mu, "the PQL fit")
         if not pql.converged:
             warnings.warn(f"PQL did not converge in {maxiter} iterations (the change in "
                           "eta stayed above tol); increase maxiter", ConvergenceWarning,
@@ -347,6 +354,34 @@ class NegBinMixedGLM(base.LikelihoodModel):
             warnings.warn("boundary (singular) fit: " + "; ".join(res.singular_components)
                           + " (see res.singular_components)", SingularFitWarning, stacklevel=2)
         return NegBinMixedGLMResultsWrapper(res)
+
+    def _check_means(self, mu, stage, separation=False):
+        """Stop where a fitted mean is numerically 0 against its count (or not finite).
+
+        With ``separation``, also where the means of zero counts run to 0 (the
+        GLM's fixed effects; in PQL the random effects are shrunk and groups of
+        zeros only warn, see ``check_grouping``).
+        """
+        index = getattr(self.data, "row_labels", None)
+        sep = separated_rows(self.endog, mu) if separation else np.zeros(0, dtype=bool)
+        if sep.any():
+            raise ValueError(
+                f"complete separation: {stage} drives the fitted means of "
+                f"{_validation.describe_rows(sep, index)}, all with count 0, to 0 (first: "
+                f"{mu[sep][0]:.3g}); a fixed effect is running off to minus infinity, so its "
+                "estimate, standard error and p-value mean nothing (R's glmmPQL reports "
+                "about -30 with a standard error of ~1e6 there). Drop or merge the factor "
+                "level (or covariate range) that has only zero counts")
+        bad = degenerate_means(self.endog, mu)
+        if bad.any():
+            rows = _validation.describe_rows(bad, index)
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{stage} gives fitted means numerically 0 against their counts, or not "
+                f"finite, in {rows} (first: count {self.endog[i]:g}, fitted mean "
+                f"{mu[i]:.3g}); R's glm warns \"fitted rates numerically 0 occurred\" and "
+                "glm.nb stops (\"no valid set of coefficients\"). The standard errors would "
+                "be driven by those rows alone: check their exposure or offset")
 
     def _theta_for_fit(self, X):
         """The theta PQL holds fixed, and the glm.nb fit that estimated it (or None).

@@ -10,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-__all__ = ["working_weights", "working_response", "loglike", "deviance"]
+__all__ = ["working_weights", "working_response", "loglike", "deviance", "degenerate_means",
+           "separated_rows", "MEAN_RATIO_MIN"]
+
+# A fitted mean below this fraction of its positive count: the working
+# residual (y - mu) / mu exceeds 1e8 while log(y / mu) is ~18, so PQL's
+# linearisation of log(y) is meaningless there and that one row carries the
+# residual variance (an exposure of 1e-10 gives standard errors of ~1e3).
+MEAN_RATIO_MIN = 1e-8
 
 
 def working_weights(mu, theta):
@@ -34,6 +41,66 @@ def working_weights(mu, theta):
     array([1.])
     """
     return mu / (1.0 + mu / theta)
+
+
+def degenerate_means(y, mu):
+    """Rows whose fitted mean is numerically 0 against a positive count, or not finite.
+
+    R's ``glm.fit`` warns "fitted rates numerically 0 occurred" for means
+    below ``10 * .Machine$double.eps``, and ``glm.nb`` then stops ("no valid
+    set of coefficients has been found"); a mean that is tiny only relative
+    to its count breaks PQL in the same way.
+
+    Parameters
+    ----------
+    y : ndarray
+        Counts.
+    mu : ndarray
+        Fitted means.
+
+    Returns
+    -------
+    ndarray of bool
+        ``True`` where ``mu`` is not finite, or ``y > 0`` and
+        ``mu < max(10 * eps, MEAN_RATIO_MIN * y)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> degenerate_means(np.array([6.0, 0.0, 3.0]), np.array([5e-10, 1e-20, 2.0])).tolist()
+    [True, False, False]
+    """
+    floor = np.maximum(10.0 * np.finfo(float).eps, MEAN_RATIO_MIN * y)
+    return ~np.isfinite(mu) | ((y > 0) & (mu < floor))
+
+
+def separated_rows(y, mu):
+    """Rows with a zero count whose fitted mean the fit drives to 0 (separation).
+
+    A mean below ``MEAN_RATIO_MIN`` times the average count means a linear
+    predictor some 18 log-units below the data: the coefficients that get
+    it there are running off to minus infinity (a factor level, or a side of
+    a covariate, with only zero counts).
+
+    Parameters
+    ----------
+    y : ndarray
+        Counts.
+    mu : ndarray
+        Fitted means.
+
+    Returns
+    -------
+    ndarray of bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0.0, 0.0, 2.0, 5.0])
+    >>> separated_rows(y, np.array([4e-14, 4e-14, 3.5, 3.5])).tolist()
+    [True, True, False, False]
+    """
+    return (y == 0) & (mu < MEAN_RATIO_MIN * y.mean())
 
 
 def working_response(eta, y, mu, offset):
