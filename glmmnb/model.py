@@ -16,7 +16,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, MissingDataError
 
 from . import _formula, _validation, inference
 from .core.negbin import degenerate_means, separated_rows
-from .core.nbglm import fit_nb_glm
+from .core.nbglm import SeparationError, fit_nb_glm
 from .core.grouping import build_levels
 from .core.pql import fit_pql
 from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
@@ -320,9 +320,13 @@ class NegBinMixedGLM(base.LikelihoodModel):
         Xs = X @ T
         # an overflow in the fits shows in their means, which are checked
         with np.errstate(over="ignore"):
-            theta, theta_fit = self._theta_for_fit(Xs)
-            glm = (fit_nb_glm(y, Xs, self._offset, theta) if theta_fit is None
-                   else theta_fit.glm)
+            try:
+                theta, theta_fit = self._theta_for_fit(Xs)
+                glm = (fit_nb_glm(y, Xs, self._offset, theta) if theta_fit is None
+                       else theta_fit.glm)
+            except SeparationError as err:
+                self._check_means(err.mu, "the fixed-effects NB GLM", separation=True)
+                raise
             self._check_means(glm.mu, "the fixed-effects NB GLM", separation=True)
             pql = fit_pql(y, Xs, self._offset, theta, self._Z, self.levels,
                           maxiter=maxiter, tol=tol, glm=glm)

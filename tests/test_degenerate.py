@@ -46,3 +46,32 @@ def test_complete_separation_is_a_clear_error(theta):
     with pytest.raises(ValueError, match=r"complete separation.*4 row\(s\) \(0, 1, 2, 3\)"):
         with np.errstate(all="raise"):            # and no numpy warning on the way
             model.fit()
+
+
+def test_separation_inside_the_glm_iterations_is_the_same_clear_error():
+    """Weights that vanish before the GLM converges (Poisson limit) report the rows too."""
+    d = pd.DataFrame({"y": [0, 0, 0, 0, 1, 0, 0.0], "f": list("ababbba"),
+                      "x": [-0.29, 0.28, -0.03, 0.33, -0.61, -0.33, -0.61],
+                      "g": ["g0", "g0", "g1", "g1", "g1", "g1", "g1"],
+                      "e": [0.40, 0.56, 0.45, 0.38, 2.43, 2.60, 1.65]})
+    model = NegBinMixedGLM.from_formula("y ~ f + x", d, groups="g", exposure="e",
+                                        theta=np.inf)
+    with pytest.raises(ValueError, match="complete separation"):
+        model.fit()
+
+
+def test_theta_too_small_to_compute_with_is_a_clear_error(seed_data):
+    """R: glmmPQL(..., negative.binomial(1e-308)) stops, "NA/NaN/Inf in foreign function call"."""
+    model = NegBinMixedGLM.from_formula("counts ~ RNAi", seed_data, groups="slide",
+                                        theta=1e-308)
+    with pytest.raises(FloatingPointError, match="theta = 1e-308"):
+        model.fit()
+
+
+def test_theta_1e300_still_matches_r(seed_data):
+    """R 4.2.2, MASS 7.3-58, nlme 3.1-162 on the seed data:
+    glmmPQL(counts ~ RNAi, ~1 | slide, negative.binomial(1e-300)) gives these SEs."""
+    res = NegBinMixedGLM.from_formula("counts ~ RNAi", seed_data, groups="slide",
+                                      theta=1e-300).fit()
+    np.testing.assert_allclose(res.bse, [0.04427042, 0.06260783], rtol=1e-3)
+    np.testing.assert_allclose(res.params, [1.6174061, 0.3988294], rtol=1e-4)

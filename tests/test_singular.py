@@ -100,6 +100,13 @@ def test_nested_factor_equal_to_groups_warns(odd):
     assert res.is_singular
 
 
+def test_nested_factor_with_one_row_per_group_warns(odd):
+    d = odd.assign(cell=np.tile(np.arange(15), 8))
+    with pytest.warns(SingularFitWarning, match="one row per group"):
+        res = _odd_fit(d, vc_formula={"cell": "0 + C(cell)"})
+    assert res.is_singular
+
+
 def test_more_random_coefficients_than_groups_is_an_error(odd):
     """R's glmmPQL fails there (nlminb: iteration limit reached without convergence)."""
     few = odd[odd.g.isin(["g0", "g1", "g2"])]

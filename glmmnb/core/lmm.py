@@ -596,8 +596,11 @@ def _optimize_scalar(red, start, tol):
         return np.array([grid[k]]), False
     lo, hi = (0.0, grid[1]) if k == 0 else (grid[k - 1], grid[k + 1])
     f = lambda t: red.deviance(np.array([t]))  # noqa: E731
-    res = optimize.minimize_scalar(f, bounds=(lo, hi), method="bounded",
-                                   options={"xatol": 1e-10 * max(hi, 1e-3), "maxiter": 500})
+    # An infinite deviance (a residual sum of 0: one row per group) makes
+    # Brent's parabola NaN; it then takes golden-section steps, as it should.
+    with np.errstate(invalid="ignore"):
+        res = optimize.minimize_scalar(f, bounds=(lo, hi), method="bounded",
+                                       options={"xatol": 1e-10 * max(hi, 1e-3), "maxiter": 500})
     best = res.x if res.fun <= vals[k] else grid[k]
     return np.array([best]), bool(res.success)
 
@@ -684,7 +687,10 @@ def _assemble(red, theta, X, Z, converged, rows=None):
                 fitted[s] += b0[lev.codes[s]]
         else:
             fitted += np.einsum("ij,ij->i", Z[:, zcols], b[lev.codes])
-    deviance = n * np.log(2.0 * np.pi * scale) + n + logdet - red.sum_log_w
+    # an exact fit (scale 0, one row per group) has deviance -inf; the model
+    # checks the scale of the final fit and says so
+    with np.errstate(divide="ignore"):
+        deviance = n * np.log(2.0 * np.pi * scale) + n + logdet - red.sum_log_w
     return LMMFit(
         params=beta, cov_params=cov, scale=scale,
         cov_re=[scale * L @ L.T for L in Ls], random_effects=ranef, fitted=fitted,

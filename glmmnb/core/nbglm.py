@@ -15,7 +15,24 @@ from . import negbin
 from ._blocks import blocks
 from .lmm import _cho_solve
 
-__all__ = ["GLMFit", "fit_nb_glm"]
+__all__ = ["GLMFit", "SeparationError", "fit_nb_glm"]
+
+
+class SeparationError(ValueError):
+    """The fit drives the means of zero counts to 0: a coefficient runs off to -inf.
+
+    Attributes
+    ----------
+    rows : ndarray of bool
+        The rows whose fitted means vanished (all with count 0).
+    mu : ndarray
+        The fitted means when the fit stopped.
+    """
+
+    def __init__(self, rows, mu):
+        super().__init__(f"complete separation in {int(rows.sum())} row(s) with count 0")
+        self.rows = rows
+        self.mu = mu
 
 
 @dataclass
@@ -101,7 +118,7 @@ def fit_nb_glm(y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
     # current pair when the step is taken: no fresh nobs-sized arrays per step.
     spare = (np.empty_like(eta), np.empty_like(mu))
     for it in range(1, maxiter + 1):
-        beta_new = _cho_solve(ne[0], ne[1], lower=False)
+        beta_new = _solve(ne[0], ne[1], theta, y, mu)
         current = (eta, mu)
         beta, eta, mu, dev, ne = _step(y, X, off, theta, beta, beta_new, dev_old, dev_fn,
                                        out=spare)
@@ -110,8 +127,23 @@ def fit_nb_glm(y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
             converged = True
             break
         dev_old = dev
-    cov = _cho_solve(ne[0], np.eye(X.shape[1]), lower=False)
+    cov = _solve(ne[0], np.eye(X.shape[1]), theta, y, mu)
     return GLMFit(beta, cov, mu, eta, it, converged)
+
+
+def _solve(xtwx, b, theta, y, mu):
+    """``xtwx^{-1} b``, or an error that says why ``X' W X`` is not positive definite."""
+    try:
+        return _cho_solve(xtwx, b, lower=False)
+    except np.linalg.LinAlgError:
+        separated = negbin.separated_rows(y, mu)
+        if separated.any():
+            raise SeparationError(separated, mu) from None
+        raise FloatingPointError(
+            f"the NB GLM's information matrix X'WX is not positive definite: the working "
+            f"weights mu / (1 + mu / theta) vanished or overflowed (theta = {theta:.3g}; "
+            "fitted means at 0 or beyond 1e308). Check for covariates on an extreme scale "
+            "or a theta too small to compute with") from None
 
 
 def _normal_equations(X, y, eta, mu, offset, theta):
@@ -173,9 +205,17 @@ def _step(y, X, offset, theta, beta_old, beta, dev_old, dev_fn, max_halvings=30,
     """
     for _ in range(max_halvings):
         eta, mu, dev, ne = _eta_mu(X, beta, offset, dev_fn, y=y, theta=theta, out=out)
+        if beta_old is None and not np.isfinite(dev):
+            raise FloatingPointError(
+                "the first IRLS step of the NB GLM gives fitted means beyond 1e308 "
+                "(exp overflows): a covariate on an extreme scale, or counts too large; "
+                "rescale the covariates")
         if beta_old is None or dev <= dev_old * (1 + 1e-12) + 1e-12:
             return beta, eta, mu, dev, ne
         beta = 0.5 * (beta + beta_old)
+    if not np.isfinite(dev):
+        raise FloatingPointError("the NB GLM's step-halving could not bring the fitted means "
+                                 "below 1e308; rescale the covariates")
     return beta, eta, mu, dev, ne
 
 
@@ -197,7 +237,8 @@ def _eta_mu(X, beta, offset, dev_fn=None, y=None, theta=None, out=None):
         np.matmul(Xs, beta, out=e)
         if offset is not None:
             e += offset[s]
-        m = np.exp(e, out=mu[s])
+        with np.errstate(over="ignore"):      # an overflow is an infinite deviance
+            m = np.exp(e, out=mu[s])
         if dev_fn is not None and finite:
             # mu = exp(eta) >= 0 is all finite exactly when its max is (NaN
             # propagates through max)
@@ -205,7 +246,8 @@ def _eta_mu(X, beta, offset, dev_fn=None, y=None, theta=None, out=None):
                 dev += dev_fn.block(m, s)
             else:
                 finite = False
-        if acc is not None:
+        if acc is not None and finite:
+            # means that overflowed make the step rejected: its weights are not needed
             acc.add(s, Xs, y[s], e, m, offset, theta)
     if dev_fn is None:
         return eta, mu

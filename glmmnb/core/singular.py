@@ -129,7 +129,12 @@ def _design_boundaries(Z, levels, names, group_names):
     for i in range(1, len(levels)):
         lev, parent = levels[i], levels[i - 1]
         has_intercept = any(ones_in_parent) if i == 1 else True
-        if has_intercept and lev.n_groups == parent.n_groups:
+        if np.all(np.bincount(lev.codes, minlength=lev.n_groups) == 1):
+            out.append(Boundary(
+                f"{group_names[i]} (in {group_names[i - 1]})",
+                "has one row per group: its random intercept cannot be separated from the "
+                "residual, so its variance is not identified; drop it"))
+        elif has_intercept and lev.n_groups == parent.n_groups:
             out.append(Boundary(
                 f"{group_names[i]} (in {group_names[i - 1]})",
                 f"has one group per group of {group_names[i - 1]}: the two random "
