@@ -257,13 +257,33 @@ def check_groups(groups, nobs, name="groups"):
         groups = groups[:, 0]
     if groups.shape[0] != nobs:
         raise ValueError(f"{name} has {groups.shape[0]} labels but the data have {nobs} rows")
-    kinds = sorted({_label_kind(g) for g in groups}) if groups.dtype == object else []
+    kinds = _label_kinds(groups) if groups.dtype == object else []
     if len(kinds) > 1:
         # Mixed labels (e.g. 1 and "1") cannot be sorted like an R factor and
         # could silently merge or split groups; make the caller choose.
         raise TypeError(f"{name} mixes label types ({', '.join(kinds)}); convert the labels "
                         "to one type, e.g. .astype(str)")
     return groups
+
+
+_ONE_KIND = {"string": ["str"], "empty": [], "integer": ["number"], "floating": ["number"],
+             "mixed-integer-float": ["number"], "boolean": ["number"], "decimal": ["number"]}
+
+
+def _label_kinds(labels):
+    """Sorted kinds of the labels in an object array, without a Python loop over rows.
+
+    pandas' C type inference settles the common one-kind arrays; the rest
+    are rare mixtures, whose kinds are read from their distinct values.
+    """
+    kinds = _ONE_KIND.get(pd.api.types.infer_dtype(labels, skipna=False))
+    if kinds is not None:
+        return kinds
+    try:
+        values = pd.unique(labels)
+    except TypeError:
+        values = labels
+    return sorted({_label_kind(g) for g in values})
 
 
 def _label_kind(label):

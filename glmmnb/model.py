@@ -231,19 +231,22 @@ class NegBinMixedGLM(base.LikelihoodModel):
         data, extra, keep = _formula_rows(data, formula, re_formula, vc_formula, extra, names,
                                           subset, missing)
         group_name = names["groups"] if names["groups"] != "groups" else "Group"
+        frame = _formula.strings_as_categorical(data, _formula.referenced_columns(
+            data, formula, re_formula, *(vc_formula or {}).values()))
         exog_re, re_names = None, [group_name]
         if re_formula is not None:
-            exog_re, re_names = _formula.re_design(re_formula, data, group_name, env)
+            exog_re, re_names = _formula.re_design(re_formula, frame, group_name, env)
         vc_groups = {k: _formula.nested_labels(k, v, data, env)
                      for k, v in (vc_formula or {}).items()}
         with _transform_nan_is_missing(formula):
             mod = super().from_formula(
-                formula, data, *args, groups=extra["groups"], exog_re=exog_re,
+                formula, frame, *args, groups=extra["groups"], exog_re=exog_re,
                 vc_groups=vc_groups, offset=extra["offset"], exposure=extra["exposure"],
                 theta=theta, missing="none", eval_env=env, **kwargs)
         mod.exog_re_names = mod.data.exog_re_names = re_names
         mod.re_formula, mod.vc_formula, mod.group_name = re_formula, vc_formula, group_name
         mod.n_dropped = 0 if keep is None else int((~keep).sum())
+        mod.data.frame = data  # the user's columns, not the Categorical copy
         if type(mod.data) is PandasData:
             mod.data.__class__ = _FormulaData  # picklable anywhere (see _FormulaData)
         return mod
