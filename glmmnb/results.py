@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 
 import numpy as np
@@ -17,7 +18,7 @@ from ._formula import constraint_matrix
 from ._validation import check_alpha, check_level
 from .core.singular import find_boundaries
 
-__all__ = ["NegBinMixedGLMResults", "NegBinMixedGLMResultsWrapper"]
+__all__ = ["NegBinMixedGLMResults", "NegBinMixedGLMResultsWrapper", "RandomEffects"]
 
 
 class NegBinMixedGLMResults(base.LikelihoodModelResults):
@@ -430,20 +431,26 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
 
     @cached_property
     def random_effects(self):
-        """Dict mapping each group to its predicted random effects (MixedLM's layout).
+        """Mapping of each group to its predicted random effects (MixedLM's layout).
 
-        Nested components are added to their group's Series as
-        ``"name[label]"`` entries.
+        ``res.random_effects[label]`` is a Series of the group's random
+        coefficients; nested components are added to their group's Series as
+        ``"name[label]"`` entries.  The mapping is read-only and builds each
+        Series when it is read (thousands of groups cost no time until then);
+        ``dict(res.random_effects)`` is statsmodels' plain dict.
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> res = NegBinMixedGLM.from_formula(
+        ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+        >>> len(res.random_effects), res.random_effects["Target_day2"].index.tolist()
+        (4, ['slide'])
         """
-        top = self.ranef()
-        index = [list(top.columns) for _ in range(len(top))]
-        values = [list(v) for v in top.to_numpy()]
-        for name, outer in zip(self.vc_names, self._outermost):
-            frame = self.ranef(name)
-            for g, lab, val in zip(outer, frame.index, frame.iloc[:, 0]):
-                index[g].append(f"{name}[{lab}]")
-                values[g].append(val)
-        return {label: pd.Series(values[g], index=index[g]) for g, label in enumerate(top.index)}
+        nested = [(name, self._ranef[k + 1][:, 0], self._level_labels[k + 1], outer)
+                  for k, (name, outer) in enumerate(zip(self.vc_names, self._outermost))]
+        return RandomEffects(self._level_labels[0], self._ranef[0], self.exog_re_names, nested)
 
     def predict(self, exog=None, transform=True, *args, **kwargs):
         """Means: conditional with no ``exog``, population-level for new rows.
@@ -585,6 +592,71 @@ def _singular_components(model, lmm):
     found = find_boundaries(lmm.cov_re, lmm.scale, model._Z, model.levels, coefs,
                             [group] + list(model.vc_names))
     return [str(b) for b in found]
+
+
+class RandomEffects(Mapping):
+    """Read-only mapping of group label to the Series of its random effects.
+
+    Parameters
+    ----------
+    labels : array_like, shape (G,)
+        Group labels, in the order of ``values``.
+    values : ndarray, shape (G, k)
+        The groups' predicted random coefficients.
+    names : list of str
+        Names of the ``k`` coefficients.
+    nested : list of (str, ndarray, ndarray, ndarray)
+        Per nested component: its name, the predictions of its groups, their
+        labels and the position of the outermost group each lies in.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> re = RandomEffects(np.array(["a", "b"]), np.array([[0.1], [-0.1]]), ["slide"], [])
+    >>> sorted(re), float(re["b"]["slide"])
+    (['a', 'b'], -0.1)
+    """
+
+    def __init__(self, labels, values, names, nested):
+        self._index = pd.Index(labels)
+        self._values = np.asarray(values)
+        self._names = list(names)
+        self._nested = nested
+        self._members = None
+
+    def __len__(self):
+        return len(self._index)
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __getitem__(self, label):
+        try:
+            g = self._index.get_loc(label)
+        except (KeyError, TypeError):
+            raise KeyError(label) from None
+        if not isinstance(g, (int, np.integer)):
+            raise KeyError(label)
+        index, values = list(self._names), list(self._values[g])
+        for name, vals, labs, rows in self._nested_members(g):
+            index += [f"{name}[{lab}]" for lab in labs[rows]]
+            values += list(vals[rows])
+        return pd.Series(values, index=index)
+
+    def _nested_members(self, g):
+        """For each nested component, the positions of its groups inside group ``g``."""
+        if self._members is None:
+            # one stable sort per component, so that a lookup is two bisections
+            self._members = []
+            for name, vals, labs, outer in self._nested:
+                order = np.argsort(outer, kind="stable")
+                self._members.append((name, vals, labs, order, np.asarray(outer)[order]))
+        for name, vals, labs, order, sorted_outer in self._members:
+            lo, hi = np.searchsorted(sorted_outer, [g, g + 1])
+            yield name, vals, labs, order[lo:hi]
+
+    def __repr__(self):
+        return f"RandomEffects({len(self)} groups: {', '.join(self._names)})"
 
 
 def _outermost_groups(levels):
