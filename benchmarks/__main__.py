@@ -1,9 +1,14 @@
 """Command line: ``python -m benchmarks [--sizes 1e5,1e6,1e7] [--quick] ...``.
 
-Prints one row per configuration: glmmnb's median wall time and peak extra
-memory, R's time for ``glm.nb`` + ``glmmPQL`` on the identical data, the
-speed ratio, the largest relative difference of the fixed effects and
-whether the two agree (every fixed effect and theta within 1e-4 relative).
+Prints one row per configuration: glmmnb's median wall time of the whole
+``from_formula(...).fit()`` and its split into the two, the numpy floor (one
+PQL iteration's unavoidable data passes, :mod:`benchmarks.floor`, timed in
+the same process) and every time as a multiple of it ("floor iterations"),
+the peak extra memory and the data frame's own size, R's time for
+``glm.nb`` + ``glmmPQL`` on the identical data (and, apart, its ``read.csv``
++ ``factor()``), the speed ratio, the largest relative difference of the
+fixed effects and whether the two agree (every fixed effect and theta within
+1e-4 relative).
 R runs only where ``Rscript`` with MASS and nlme is installed, and by
 default only up to 1e5 rows (about 5 s there; 1e6 rows take minutes):
 raise ``--r-max-rows`` to time it on more.
@@ -62,8 +67,8 @@ def _parser():
                     help="time R only up to this many rows (default 1e5)")
     ap.add_argument("--r-repeat", type=int, default=1, help="timed R repeats (default 1)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
-    ap.add_argument("--configs", default="ri,rs,subsample",
-                    help="comma-separated subset of ri,rs,subsample")
+    ap.add_argument("--configs", default="ri,ri_int,rs,nested,subsample",
+                    help="comma-separated subset of ri,ri_int,rs,nested,subsample")
     ap.add_argument("--csv", metavar="PATH", help="also write the table as CSV")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     ap.add_argument("--quick", action="store_true",
@@ -74,30 +79,57 @@ def _parser():
 def _run_one(config, n, g, args, repeat, use_r):
     """Time one configuration (and R on the same data where asked); one table row."""
     res = timing.measure(config, n, g, repeat=repeat, memory=not args.no_memory)
+    floor = res.get("floor_s")
     row = {"config": config.name, "rows": n, "groups": g, "glmmnb_s": res["median"],
-           "glmmnb_times": res["times"], "peak_mib": res.get("peak_mib"),
+           "glmmnb_times": res["times"], "formula_s": res.get("formula_s"),
+           "fit_s": res.get("fit_s"), "floor_s": floor,
+           "floor_iters": None if not floor else res["median"] / floor,
+           "peak_mib": res.get("peak_mib"), "frame_mib": res.get("frame_mib"),
            "memory_method": res.get("memory_method"), "params": res["params"],
-           "theta": res["theta"], "r_s": None, "ratio": None, "max_rel_diff": None,
-           "agree": None}
-    if use_r and config.r_lhs is not None and n <= args.r_max_rows:
+           "theta": res["theta"], "r_s": None, "r_read_s": None, "ratio": None,
+           "max_rel_diff": None, "agree": None}
+    if use_r and config.r_random is not None and n <= args.r_max_rows:
         data = suite.load_data(config, n, g)
-        r = r_runner.time_r(data, suite.FORMULA, "slide", config.r_lhs,
-                            repeat=args.r_repeat)
+        r = r_runner.time_r(data, suite.FORMULA, config.r_random, repeat=args.r_repeat)
         diff = _rel_diff(res["params"], r.params)
         theta_diff = abs(res["theta"] - r.theta) / r.theta
-        row.update(r_s=r.median, r_times=r.times, r_params=r.params, r_theta=r.theta,
-                   ratio=r.median / res["median"], max_rel_diff=diff,
+        row.update(r_s=r.median, r_times=r.times, r_read_s=r.read_s, r_params=r.params,
+                   r_theta=r.theta, ratio=r.median / res["median"], max_rel_diff=diff,
                    theta_rel_diff=theta_diff,
                    agree="yes" if max(diff, theta_diff) <= AGREE_RTOL else "no")
     return row
 
 
+_HEADER = ["config", "rows", "groups", "glmmnb_s", "formula_s", "fit_s", "floor_s",
+           "floor_iters", "peak_mib", "frame_mib", "r_s", "r_read_s", "ratio",
+           "max_rel_diff", "agree"]
+_COLUMNS = [("config", "<10", "s"), ("rows", ">10", "d"), ("groups", ">8", "d"),
+            ("glmmnb_s", ">10", ".3f"), ("formula_s", ">9", ".3f"), ("fit_s", ">8", ".3f"),
+            ("floor_s", ">9", ".4f"), ("floor_iters", ">7", ".1f"), ("peak_mib", ">10", ".0f"),
+            ("frame_mib", ">10", ".0f"), ("r_s", ">8", ".2f"), ("r_read_s", ">8", ".2f"),
+            ("ratio", ">7", ".1f"), ("max_rel_diff", ">10", ".1e"), ("agree", ">6", "s")]
+_TITLES = {"glmmnb_s": "glmmnb s", "formula_s": "formula", "fit_s": "fit",
+           "floor_s": "floor s", "floor_iters": "floors", "peak_mib": "peak MiB",
+           "frame_mib": "frame MiB", "r_s": "R s", "r_read_s": "R read",
+           "max_rel_diff": "rel diff"}
+
+
+def _line(row=None):
+    """One printed line of the table (the header without ``row``)."""
+    cells = []
+    for key, align, spec in _COLUMNS:
+        width = align[1:]
+        if row is None:
+            cells.append(format(_TITLES.get(key, key), align[0] + width))
+        else:
+            cells.append(format(_fmt(row.get(key), spec), align[0] + width))
+    return "".join(cells)
+
+
 def _write(rows, args, repeat, expo):
-    header = ["config", "rows", "groups", "glmmnb_s", "peak_mib", "r_s", "ratio",
-              "max_rel_diff", "agree"]
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
-            wr = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
+            wr = csv.DictWriter(fh, fieldnames=_HEADER, extrasaction="ignore")
             wr.writeheader()
             wr.writerows(rows)
     if args.json:
@@ -117,18 +149,14 @@ def main(argv=None):
         use_r = r_runner.r_available()
         if not use_r:
             print("R not found (Rscript with MASS and nlme): R is not timed", flush=True)
-    print(f"{'config':<10}{'rows':>10}{'groups':>8}{'glmmnb s':>10}{'peak MiB':>10}"
-          f"{'R s':>9}{'ratio':>8}{'max rel diff':>14}{'agree':>7}", flush=True)
+    print(_line(), flush=True)
     rows = []
     for config, n, g in suite.plan(sizes, quick=args.quick):
         if config.name not in wanted:
             continue
         row = _run_one(config, n, g, args, repeat, use_r)
         rows.append(row)
-        print(f"{config.name:<10}{n:>10}{g:>8}{row['glmmnb_s']:>10.3f}"
-              f"{_fmt(row['peak_mib'], '.0f'):>10}{_fmt(row['r_s'], '.2f'):>9}"
-              f"{_fmt(row['ratio'], '.1f'):>8}{_fmt(row['max_rel_diff'], '.1e'):>14}"
-              f"{row['agree'] or '-':>7}", flush=True)
+        print(_line(row), flush=True)
     expo = scaling_exponent(rows)
     if expo is not None:
         print(f"scaling exponent of the ri fit time, 1e5..1e7 rows: {expo:.2f} "

@@ -4,7 +4,9 @@
 builds the data, runs the configuration and prints one JSON line.
 
 Time: one untimed warm-up fit (imports, first-call caches), then the median
-of ``--repeat`` wall-clock timings (``time.perf_counter``).
+of ``--repeat`` wall-clock timings (``time.perf_counter``), with the split
+into ``from_formula`` and ``fit``.  The numpy floor (:mod:`.floor`) is timed
+in the same process just before and just after the fits, on the same data.
 
 Memory (``--memory``, a separate fresh process, one fit): the peak resident
 set size of the process while fitting, minus the resident size just before
@@ -88,19 +90,36 @@ def _worker(argv=None):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     data = load_data(config, args.rows, args.groups)
     run = make_fit(config, data)
-    out = {"config": config.name, "rows": args.rows, "groups": args.groups}
+    out = {"config": config.name, "rows": args.rows, "groups": args.groups,
+           "frame_mib": float(data.memory_usage(deep=True).sum()) / 2.0**20}
     if args.memory:
         out["peak_mib"], out["memory_method"] = _peak_memory(run)
     else:
         params, theta = run()                      # warm-up, untimed
+        floors = _floor(config, data)
         times = []
         for _ in range(max(1, args.repeat)):
             t0 = time.perf_counter()
             params, theta = run()
             times.append(time.perf_counter() - t0)
+        floors += _floor(config, data)
+        phases = getattr(run, "phases", [])[1:]
         out.update(times=times, median=statistics.median(times),
-                   params=[float(x) for x in params], theta=theta)
+                   params=[float(x) for x in params], theta=theta,
+                   floor_s=statistics.median(floors) if config.simulated else None)
+        if phases:
+            out["formula_s"] = statistics.median(p[0] for p in phases)
+            out["fit_s"] = statistics.median(p[1] for p in phases)
     print("RESULT " + json.dumps(out))
+
+
+def _floor(config, data):
+    """Timings of the numpy floor on this data (simulated configurations only)."""
+    if not config.simulated:
+        return []
+    from .floor import time_floor
+
+    return time_floor(data, "slide")
 
 
 def run_worker(config, rows, groups, repeat=3, memory=False, timeout=1800):
@@ -128,6 +147,7 @@ def measure(config, rows, groups, repeat=3, memory=True):
     if memory:
         mem = run_worker(config, rows, groups, memory=True)
         res["peak_mib"], res["memory_method"] = mem["peak_mib"], mem["memory_method"]
+        res["frame_mib"] = mem["frame_mib"]
     return res
 
 

@@ -35,7 +35,7 @@ def test_quick_configuration_runs_in_process():
 
 def test_worker_and_cli(tmp_path, capsys):
     res = timing.run_worker(suite.CONFIGS["ri"], 2000, 20, repeat=1)
-    assert res["median"] > 0 and len(res["params"]) == 3
+    assert res["median"] > 0 and len(res["params"]) == 3 and res["floor_s"] > 0
     out_json = tmp_path / "bench.json"
     out_csv = tmp_path / "bench.csv"
     assert main(["--sizes", "2000", "--repeat", "1", "--no-r", "--no-memory",
@@ -48,3 +48,21 @@ def test_worker_and_cli(tmp_path, capsys):
 def test_scaling_exponent():
     rows = [{"config": "ri", "rows": n, "glmmnb_s": n * 1e-6} for n in (10**5, 10**6, 10**7)]
     assert abs(scaling_exponent(rows) - 1.0) < 1e-12
+
+
+def test_string_and_integer_labels_hold_the_same_numbers():
+    s = data.simulate(2000, 20, n_experiments=4)
+    i = data.simulate(2000, 20, labels="int", n_experiments=4)
+    assert s["slide"].dtype.kind in "OT" and i["slide"].dtype.kind == "i"
+    assert (s["treatment"] == "treated").astype(int).equals(i["treatment"])
+    assert s["experiment"].nunique() == 4 and s[["counts", "area"]].equals(i[["counts", "area"]])
+
+
+def test_floor_iteration_sums():
+    from benchmarks.floor import floor_arrays, floor_iteration
+
+    y, X, g, n_groups = floor_arrays(data.simulate(2000, 20))
+    sums, xtwx = floor_iteration(y, X, g, n_groups, np.zeros(3), np.zeros(n_groups), 5.0)
+    w = 1.0 / (1.0 + 1.0 / 5.0)
+    np.testing.assert_allclose(sums[0], np.bincount(g) * w)
+    np.testing.assert_allclose(xtwx, w * X.T @ X)
