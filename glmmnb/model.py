@@ -18,6 +18,7 @@ from . import _formula, _validation, inference
 from .core.negbin import degenerate_means, separated_rows
 from .core.nbglm import SeparationError, fit_nb_glm
 from .core.grouping import build_levels
+from .core.lmm import _row_structure
 from .core.pql import fit_pql
 from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
 from .core.scaling import standardizing_transform
@@ -25,6 +26,8 @@ from .core.singular import SingularFitWarning, check_re_design
 from .core.theta import estimate_theta
 
 __all__ = ["NegBinMixedGLM"]
+
+_SAME = object()  # refit(theta=...) default: this model's own theta setting
 
 
 def _take(values, keep):
@@ -121,7 +124,8 @@ class NegBinMixedGLM(base.LikelihoodModel):
         self._setup()
         # remove_data() wipes these too (statsmodels lists only endog/exog).
         self._data_attr.extend(
-            ["groups", "exog_re", "offset", "exposure", "_offset", "_Z", "levels"])
+            ["groups", "exog_re", "offset", "exposure", "_offset", "_Z", "levels",
+             "_design_cache"])
 
     def _setup(self):
         index = getattr(self.data, "row_labels", None)
@@ -319,8 +323,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
         _validation.check_fit_kwargs(kwargs)
         check_re_design(self._Z, self.levels, self.exog_re_names)
         y, X = self.endog, self.exog
-        T = standardizing_transform(X)
-        Xs = X @ T
+        T, Xs, rows = self._design()
         # an overflow in the fits shows in their means, which are checked
         with np.errstate(over="ignore"):
             try:
@@ -332,7 +335,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
                 raise
             self._check_means(glm.mu, "the fixed-effects NB GLM", separation=True)
             pql = fit_pql(y, Xs, self._offset, theta, self._Z, self.levels,
-                          maxiter=maxiter, tol=tol, glm=glm)
+                          maxiter=maxiter, tol=tol, glm=glm, rows=rows)
         self._check_means(pql.mu, "the PQL fit")
         if not pql.converged:
             warnings.warn(f"PQL did not converge in {maxiter} iterations (the change in "
@@ -389,6 +392,89 @@ class NegBinMixedGLM(base.LikelihoodModel):
                 f"{mu[i]:.3g}); R's glm warns \"fitted rates numerically 0 occurred\" and "
                 "glm.nb stops (\"no valid set of coefficients\"). The standard errors would "
                 "be driven by those rows alone: check their exposure or offset")
+
+    def _design(self):
+        """What a fit needs from the design alone, computed once per design.
+
+        The standardizing transform, the standardized design and the inner
+        solver's row structure depend on ``exog``, ``exog_re`` and the groups
+        only, so refits for new responses (:meth:`refit`) share them.
+        """
+        cache = self.__dict__.get("_design_cache")
+        if cache is None:
+            T = standardizing_transform(self.exog)
+            Xs = self.exog @ T
+            cache = (T, Xs, _row_structure(Xs, self._Z, self.levels))
+            self._design_cache = cache
+        return cache
+
+    def refit(self, endog, theta=_SAME, **fit_kwargs):
+        """Fit the same design to a new response, without rebuilding the design.
+
+        The formula, the input checks of the design, the grouping, the
+        standardized design and the denominator df are those of this model;
+        only the new counts are checked.  Use it for many responses on one
+        design (genes, markers, simulated responses).
+
+        Parameters
+        ----------
+        endog : array_like, shape (nobs,)
+            New counts, one per row of this model (after its missing-value
+            handling).
+        theta : float or None, optional
+            NB2 shape for the new fit; default this model's setting (``None``
+            estimates it by ``glm.nb`` for each response).
+        **fit_kwargs
+            Passed to :meth:`fit` (``maxiter``, ``tol``).
+
+        Returns
+        -------
+        NegBinMixedGLMResultsWrapper
+            Its ``model`` is a copy of this one holding the new response.
+
+        Raises
+        ------
+        ValueError
+            If ``endog`` has the wrong length or is not valid counts.
+        MissingDataError
+            If ``endog`` has missing values (build a new model to drop rows).
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> dat = microscopy.load_pandas().data
+        >>> model = NegBinMixedGLM.from_formula("counts ~ RNAi", dat, groups="slide")
+        >>> res = model.refit(dat["counts"].to_numpy()[::-1])
+        >>> res.params.index.tolist(), bool(res.model.endog[0] == dat["counts"].iloc[-1])
+        (['Intercept', 'RNAi[T.Target]'], True)
+        """
+        return self._with_endog(endog, self.theta if theta is _SAME else theta).fit(
+            **fit_kwargs)
+
+    def _with_endog(self, endog, theta):
+        """A shallow copy of this model with a new, checked response and theta."""
+        nobs = self.endog.shape[0]
+        endog = np.asarray(endog)
+        if endog.ndim != 1 or endog.shape[0] != nobs:
+            raise ValueError(f"endog must have one value per row of the model ({nobs}), "
+                             f"got shape {endog.shape}")
+        _validation.missing_mask({"endog": endog}, "raise")
+        self._design()
+        new = _shallow_copy(self)
+        index = getattr(self.data, "row_labels", None)
+        new.endog = _validation.check_counts(endog, self.endog_names, index)
+        new.theta = _validation.check_theta(theta)
+        new.data = _shallow_copy(self.data)
+        new.data.endog = new.endog
+        _validation.check_grouping(new.endog, self.levels[0].codes, self.group_labels[0])
+        return new
+
+    def __getstate__(self):
+        # the design cache is recomputed on demand; pickles do not carry it
+        state = self.__dict__.copy()
+        state.pop("_design_cache", None)
+        return state
 
     def _theta_for_fit(self, X):
         """The theta PQL holds fixed, and the glm.nb fit that estimated it (or None).
@@ -476,6 +562,17 @@ def _formula_rows(data, formula, re_formula, vc_formula, extra, names, subset, m
     data = _formula.drop_unused_levels(data, cols)
     _validation.check_factor_levels(data, _formula.factor_columns(data, formula))
     return data, extra, keep
+
+
+def _shallow_copy(obj):
+    """A new object sharing ``obj``'s attributes.
+
+    ``copy.copy`` would go through pickling's ``__getstate__``/``__setstate__``,
+    which drop the model's design cache and re-run the formula for its data.
+    """
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    return new
 
 
 @contextlib.contextmanager

@@ -144,3 +144,57 @@ def test_theta_is_glm_nbs_ml_theta(folder, start_rows, monkeypatch):
     at_r = fit_nb_glm(model.endog, X, model._offset, r_theta)
     assert fit.loglike >= negbin.loglike(model.endog, at_r.mu, r_theta) - 1e-9
     np.testing.assert_allclose(fit.glm.mu, np.exp(fit.glm.eta))
+
+
+@pytest.fixture(scope="module")
+def slope_model():
+    data = pd.read_csv(REFERENCE / "v06_random_slope" / "data.csv")
+    return data, NegBinMixedGLM.from_formula("counts ~ treatment + area", data,
+                                             groups="slide", re_formula="~area")
+
+
+def _new_counts(data):
+    return np.random.default_rng(5).permutation(data["counts"].to_numpy())
+
+
+@pytest.mark.parametrize("theta", [None, 3.0])
+def test_refit_equals_a_fresh_fit(slope_model, theta):
+    data, model = slope_model
+    y = _new_counts(data)
+    fresh = NegBinMixedGLM.from_formula("counts ~ treatment + area", data.assign(counts=y),
+                                        groups="slide", re_formula="~area", theta=theta).fit()
+    res = model.refit(y, theta=theta)
+    for name in ("params", "bse", "pvalues", "ddf"):
+        pd.testing.assert_series_equal(getattr(res, name), getattr(fresh, name),
+                                       rtol=1e-10, atol=1e-12)
+    assert res.theta == fresh.theta and res.n_iter == fresh.n_iter
+    pd.testing.assert_frame_equal(res.cov_re, fresh.cov_re, rtol=1e-10)
+    np.testing.assert_allclose(res.fittedvalues, fresh.fittedvalues, rtol=1e-10)
+    assert model.endog[0] == data["counts"].iloc[0]      # the original is untouched
+    assert res.summary().as_text() == fresh.summary().as_text()
+
+
+def test_refit_checks_the_new_response(slope_model):
+    from statsmodels.tools.sm_exceptions import MissingDataError
+
+    data, model = slope_model
+    with pytest.raises(ValueError, match="one value per row"):
+        model.refit(np.ones(3))
+    y = _new_counts(data).astype(float)
+    y[4] = np.nan
+    with pytest.raises(MissingDataError, match="endog has missing values"):
+        model.refit(y)
+    with pytest.raises(ValueError, match="negative values"):
+        model.refit(-_new_counts(data))
+
+
+def test_refit_results_pickle_and_remove_data(slope_model):
+    data, model = slope_model
+    res = model.refit(_new_counts(data))
+    back = pickle.loads(pickle.dumps(res))
+    pd.testing.assert_series_equal(back.params, res.params)
+    assert "_design_cache" not in back.model.__dict__
+    again = back.model.refit(data["counts"].to_numpy())
+    pd.testing.assert_series_equal(again.params, model.fit().params, rtol=1e-10)
+    res.remove_data()
+    assert res.model._design_cache is None

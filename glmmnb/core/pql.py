@@ -54,7 +54,7 @@ class PQLFit:
     converged: bool
 
 
-def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None):
+def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None, rows=None):
     """Fit the NB GLMM by PQL.
 
     Parameters
@@ -77,6 +77,9 @@ def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None):
         Relative tolerance of the stopping rule (R: 1e-6).
     glm : GLMFit, optional
         A converged NB GLM at this theta, to skip refitting it.
+    rows : optional
+        The row structure of ``X``, ``Z`` and ``levels`` from an earlier fit
+        of the same design (internal: refits reuse it).
 
     Returns
     -------
@@ -101,7 +104,7 @@ def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None):
     if glm is None:
         glm = fit_nb_glm(y, X, offset, theta)
     eta, mu = glm.eta, glm.mu
-    rows = _row_structure(X, Z, levels)
+    rows = _row_structure(X, Z, levels) if rows is None else rows
     theta_re = None
     converged = False
     n = y.shape[0]
