@@ -528,6 +528,69 @@ class _Reducer:
         return n * np.log(2.0 * np.pi * r2 / n) + n + logdet - self.sum_log_w
 
 
+def _single_level_gradient(red, theta):
+    """Deviance and its exact gradient in the Cholesky parameters, one level with q >= 2.
+
+    With ``P_g = T_g[r, r]``, ``M_g = I + L' P_g L``, ``K_g = M_g^{-1} L'`` and
+    ``W_g = L K_g``: ``dW_g = E_g dL K_g + (E_g dL K_g)'`` with ``E_g = I - W_g
+    P_g``, so for the residual sum ``r^2 = u' S u`` (``u = (-beta, 1)``, beta
+    optimal, hence no term in ``d beta``) the derivative in ``L[i, j]`` is
+    ``-2 sum_g (E_g' v_g)_i (K_g v_g)_j`` with ``v_g = T_g[r, :] u``, and that
+    of ``sum_g log det M_g`` is ``2 sum_g (P_g K_g')_{ij}``.  Returns
+    ``None`` where some ``M_g`` is not positive definite (the caller then
+    differences the deviance numerically).
+    """
+    sg = red._single
+    q, d = sg["q"], red.d
+    L = _theta_to_chol(theta, q)
+    P = sg["Trr"]
+    M = np.eye(q) + L.T @ P @ L
+    try:
+        C = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return None
+    logdet = 2.0 * np.log(np.diagonal(C, axis1=1, axis2=2)).sum()
+    K = np.linalg.solve(M, np.broadcast_to(L.T, M.shape))       # M^-1 L'
+    W = L @ K
+    t = sg["Tr"].reshape(-1, q, d)
+    S = sg["Tsum"] - t.reshape(-1, d).T @ (W @ t).reshape(-1, d)
+    beta, r2, _ = red.solve_fixed(S)
+    n = red.nobs
+    if r2 <= 0.0:
+        return None
+    dev = n * np.log(2.0 * np.pi * r2 / n) + n + logdet - red.sum_log_w
+    u = np.zeros(d)
+    u[red.xi] = -beta
+    u[d - 1] = 1.0
+    v = t @ u                                                    # (G, q)
+    Kv = np.einsum("gij,gj->gi", K, v)
+    Ev = v - np.einsum("gji,gj->gi", W @ P, v)                   # E' v = v - P W v
+    PK = P @ np.swapaxes(K, 1, 2)
+    rows, cols = _tril(q)
+    d_r2 = -2.0 * np.einsum("gk,gk->k", Ev[:, rows], Kv[:, cols])
+    d_logdet = 2.0 * PK[:, rows, cols].sum(axis=0)
+    return float(dev), n / r2 * d_r2 + d_logdet
+
+
+def _deviance_and_gradient(red, step=1e-7):
+    """``fun(theta) -> (deviance, gradient)`` for L-BFGS-B on a single level.
+
+    The gradient is :func:`_single_level_gradient`'s; at a trial point where
+    its closed form does not apply it is the forward difference with the
+    step L-BFGS-B itself takes.
+    """
+    def fun(theta):
+        out = _single_level_gradient(red, theta)
+        if out is not None:
+            return out
+        f = red.deviance(theta)
+        if not np.isfinite(f):
+            return f, np.zeros_like(theta)
+        return f, np.array([(red.deviance(theta + e) - f) / step
+                            for e in np.eye(theta.size) * step])
+    return fun
+
+
 def _bounds(levels):
     bounds = []
     for lev in levels:
@@ -546,8 +609,15 @@ def _optimize(red, theta0, tol):
     if len(levels) == 1 and levels[0].k_re == 1:
         return _optimize_scalar(red, float(theta0[0]), tol)
     bounds = _bounds(levels)
-    options = {"ftol": tol, "gtol": 1e-9, "maxiter": 1000, "eps": 1e-7}
-    res = optimize.minimize(red.deviance, theta0, method="L-BFGS-B", bounds=bounds,
+    options = {"ftol": tol, "gtol": 1e-9, "maxiter": 1000}
+    if red._single is not None:
+        # one level: the exact gradient, one deviance evaluation per step
+        # instead of 1 + len(theta) for finite differences
+        fun, jac = _deviance_and_gradient(red), True
+    else:
+        fun, jac = red.deviance, None
+        options["eps"] = 1e-7
+    res = optimize.minimize(fun, theta0, jac=jac, method="L-BFGS-B", bounds=bounds,
                             options=options)
     # A Cholesky diagonal at zero is a stationary point of the parametrisation
     # whatever the data say (Psi depends on its square, so the derivative
@@ -559,7 +629,7 @@ def _optimize(red, theta0, tol):
     if stuck.any():
         start = res.x.copy()
         start[stuck] = 0.1
-        alt = optimize.minimize(red.deviance, start, method="L-BFGS-B", bounds=bounds,
+        alt = optimize.minimize(fun, start, jac=jac, method="L-BFGS-B", bounds=bounds,
                                 options=options)
         if alt.fun < res.fun:
             res = alt
