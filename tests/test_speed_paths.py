@@ -198,3 +198,30 @@ def test_refit_results_pickle_and_remove_data(slope_model):
     pd.testing.assert_series_equal(again.params, model.fit().params, rtol=1e-10)
     res.remove_data()
     assert res.model._design_cache is None
+
+
+@pytest.mark.parametrize("k_re", [2, 3])
+def test_variance_gradient_matches_differences(k_re):
+    from glmmnb.core import lmm
+    from glmmnb.core._blocks import sum_log
+
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(40), 12)
+    n = g.size
+    x, x2 = rng.normal(size=n), rng.normal(size=n)
+    X = np.column_stack([np.ones(n), x, rng.integers(0, 2, 40)[g]])
+    Z = np.column_stack([np.ones(n), x, x2])[:, :k_re]
+    z = 1 + 0.5 * x + rng.normal(size=40)[g] + 0.3 * rng.normal(size=40)[g] * x + rng.normal(size=n)
+    w = rng.uniform(0.5, 2, n)
+    levels = [lmm.Level(g, 40, tuple(range(k_re)))]
+    red = lmm._Reducer(lmm._row_structure(X, Z, levels).crossproducts(z, w), levels, n, 3,
+                       float(sum_log(w)))
+    starts = {2: [[1.0, 0.2, 0.5], [0.3, -0.4, 0.05], [2.0, 0.0, 0.0]],
+              3: [[1.0, 0.2, 0.5, -0.1, 0.3, 0.4]]}[k_re]
+    for theta in map(np.array, starts):
+        dev, grad = lmm._single_level_gradient(red, theta)
+        h = 1e-6
+        diff = [(red.deviance(theta + e) - red.deviance(theta - e)) / (2 * h)
+                for e in np.eye(theta.size) * h]
+        assert dev == pytest.approx(red.deviance(theta), rel=1e-13)
+        np.testing.assert_allclose(grad, diff, rtol=1e-6, atol=1e-5)

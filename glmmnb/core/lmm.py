@@ -542,6 +542,8 @@ def _single_level_gradient(red, theta):
     """
     sg = red._single
     q, d = sg["q"], red.d
+    if q == 2:
+        return _pair_gradient(red, theta)
     L = _theta_to_chol(theta, q)
     P = sg["Trr"]
     M = np.eye(q) + L.T @ P @ L
@@ -569,6 +571,46 @@ def _single_level_gradient(red, theta):
     rows, cols = _tril(q)
     d_r2 = -2.0 * np.einsum("gk,gk->k", Ev[:, rows], Kv[:, cols])
     d_logdet = 2.0 * PK[:, rows, cols].sum(axis=0)
+    return float(dev), n / r2 * d_r2 + d_logdet
+
+
+def _pair_gradient(red, theta):
+    """:func:`_single_level_gradient` for two coefficients, written out over the groups.
+
+    ``L = [[a, 0], [b, c]]`` and ``P_g = [[p, q], [q, s]]`` as in
+    :meth:`_Reducer._reduce_pair`, whose root statistics it uses; arrays over
+    the groups instead of stacks of 2 x 2 matrices.
+    """
+    out = red._reduce_pair(_theta_to_chol(theta, 2))
+    if out is None:
+        return None
+    S, logdet = out
+    beta, r2, _ = red.solve_fixed(S)
+    n, d = red.nobs, red.d
+    if r2 <= 0.0:
+        return None
+    dev = n * np.log(2.0 * np.pi * r2 / n) + n + logdet - red.sum_log_w
+    a, b, c = theta
+    Trr = red._single["Trr"]
+    p, q, s = Trr[:, 0, 0], Trr[:, 0, 1], Trr[:, 1, 1]
+    m00 = 1.0 + (a * a) * p + (2.0 * a * b) * q + (b * b) * s
+    m01 = c * (a * q + b * s)
+    m11 = 1.0 + (c * c) * s
+    det = m00 * m11 - m01 * m01
+    i00, i01, i11 = m11 / det, -m01 / det, m00 / det
+    k00, k01, k10, k11 = i00 * a, i00 * b + i01 * c, i01 * a, i01 * b + i11 * c
+    w00, w01, w11 = a * k00, a * k01, b * k01 + c * k11
+    u = np.zeros(d)
+    u[red.xi] = -beta
+    u[d - 1] = 1.0
+    t = red._single["Tr"].reshape(-1, 2, d)
+    v0, v1 = t[:, 0, :] @ u, t[:, 1, :] @ u
+    kv0, kv1 = k00 * v0 + k01 * v1, k10 * v0 + k11 * v1
+    wv0, wv1 = w00 * v0 + w01 * v1, w01 * v0 + w11 * v1
+    ev0, ev1 = v0 - (p * wv0 + q * wv1), v1 - (q * wv0 + s * wv1)
+    d_r2 = -2.0 * np.array([ev0 @ kv0, ev1 @ kv0, ev1 @ kv1])
+    d_logdet = 2.0 * np.array([(p * k00 + q * k01).sum(), (q * k00 + s * k01).sum(),
+                               (q * k10 + s * k11).sum()])
     return float(dev), n / r2 * d_r2 + d_logdet
 
 
