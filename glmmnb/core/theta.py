@@ -317,10 +317,11 @@ class _JointPass:
     def __init__(self, y, X, offset, beta, theta, table):
         p = X.shape[1]
         self.theta = theta
-        g = np.zeros(p)
-        h = np.zeros((p, p))
-        hc = np.zeros(p)
-        fisher = np.zeros((p, p))
+        # per row: the two weight vectors of the p x p blocks side by side, and
+        # the two of the gradient and the cross term, so that each block
+        # needs one product for each pair
+        gh = np.zeros((p, 2))
+        hf = np.zeros((p, 2 * p))
         s_log = s_r = s_inv = s_r2 = s_ye = s_ylog = 0.0
         for s in blocks(y.shape[0]):
             Xs, ys = X[s], y[s]
@@ -330,21 +331,20 @@ class _JointPass:
             m = np.exp(e)
             tm = m + theta
             r = 1.0 / tm
-            d = ys - m
-            yt = ys + theta
-            ytr = yt * r                        # (y + theta) / tm
+            ytr = (ys + theta) * r               # (y + theta) / tm
             s_r += ytr.sum()
             s_inv += r.sum()
+            s_r2 += ytr @ r
             mr = m * r
-            s_r2 += (ytr * r).sum()
-            g += Xs.T @ (d * r)
-            hc += Xs.T @ (d * mr * r)
-            h += Xs.T @ (Xs * (mr * ytr)[:, None])
-            fisher += Xs.T @ (Xs * mr[:, None])
+            dr = (ys - m) * r
+            gh += Xs.T @ np.column_stack([dr, dr * mr])
+            hf += Xs.T @ np.hstack([Xs * (mr * ytr)[:, None], Xs * mr[:, None]])
             np.log(tm, out=tm)
             s_log += tm.sum()
             s_ylog += ys @ tm
             s_ye += ys @ e
+        g, hc = gh[:, 0], gh[:, 1]
+        h, fisher = hf[:, :p], hf[:, p:]
         n = table.n
         score = table.digamma_sum(theta) + n * (np.log(theta) + 1.0) - (s_log + s_r)
         info = -table.trigamma_sum(theta) - n / theta + (2.0 * s_inv - s_r2)
