@@ -29,6 +29,7 @@ from scipy import optimize, sparse
 from scipy.linalg import lapack
 
 from ._blocks import blocks, sum_log
+from ._threads import one_blas_thread
 
 __all__ = ["Level", "LMMFit", "fit_lmm", "group_crossproducts"]
 
@@ -659,8 +660,9 @@ def _optimize(red, theta0, tol):
     else:
         fun, jac = red.deviance, None
         options["eps"] = 1e-7
-    res = optimize.minimize(fun, theta0, jac=jac, method="L-BFGS-B", bounds=bounds,
-                            options=options)
+    with one_blas_thread():
+        res = optimize.minimize(fun, theta0, jac=jac, method="L-BFGS-B", bounds=bounds,
+                                options=options)
     # A Cholesky diagonal at zero is a stationary point of the parametrisation
     # whatever the data say (Psi depends on its square, so the derivative
     # vanishes there), and L-BFGS-B can stall on it: which way it goes then
@@ -671,8 +673,9 @@ def _optimize(red, theta0, tol):
     if stuck.any():
         start = res.x.copy()
         start[stuck] = 0.1
-        alt = optimize.minimize(fun, start, jac=jac, method="L-BFGS-B", bounds=bounds,
-                                options=options)
+        with one_blas_thread():
+            alt = optimize.minimize(fun, start, jac=jac, method="L-BFGS-B", bounds=bounds,
+                                    options=options)
         if alt.fun < res.fun:
             res = alt
     return res.x, bool(res.success)

@@ -1,13 +1,12 @@
-"""One BLAS thread inside a fit.
+"""One BLAS thread around small dense work.
 
-The dense work of a fit is small (p x p systems, 2 x 2 to 10 x 10 stacks,
-the few-parameter L-BFGS-B of the variance optimiser) or already cut into
-cache-sized blocks, and OpenBLAS's threads only add the cost of waking a
-second core, which on a busy machine is milliseconds per call: at 1e5 rows
-with a random slope, scipy's L-BFGS-B spent 1.3 s of a 2.3 s fit waiting in
-its BLAS calls with the default threads and nothing with one (README,
-Performance).  The limit holds during the fit only; the caller's setting is
-restored afterwards.
+scipy's L-BFGS-B makes BLAS calls on vectors of a few elements, and waking
+OpenBLAS's second thread for each costs milliseconds on a busy machine: at
+1e5 rows with a random slope it spent 1.3 s of a 2.3 s fit there with the
+default threads and nothing with one (README, Performance).  The variance
+optimiser therefore runs inside this limit; the large products elsewhere
+keep the caller's threads, which measured as fast or faster.  The caller's
+setting is restored on leaving.
 """
 
 from __future__ import annotations
