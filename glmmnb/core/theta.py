@@ -169,13 +169,14 @@ START_ROWS = 10_000
 def estimate_theta(y, X, offset, tol=1e-10, maxiter=100):
     """Jointly estimate theta and the GLM coefficients (R: ``MASS::glm.nb``).
 
-    The start is ``glm.nb``'s alternation on a random subsample of about
-    :data:`START_ROWS` rows (all rows when there are few);
-    Newton steps on ``(beta, log theta)`` over all rows then converge to the
-    joint maximum quadratically, so that a million rows cost three or four
-    passes.  Where a step cannot be taken (a Hessian that is not negative
-    definite, a start that ran off to the Poisson limit), the alternation
-    runs on all rows instead, as before.
+    Up to ``2 * START_ROWS`` rows this is ``glm.nb``'s alternation of an
+    IRLS fit at fixed theta and a theta step.  On more rows the alternation
+    runs on a random subsample of :data:`START_ROWS` rows only, and Newton
+    steps on ``(beta, log theta)`` over all rows take that start to the joint
+    maximum quadratically, so that a million rows cost three or four passes.
+    Where a step cannot be taken (a Hessian that is not negative definite, a
+    start that ran off to the Poisson limit), the alternation runs on all
+    rows instead.
 
     Parameters
     ----------
@@ -209,6 +210,8 @@ def estimate_theta(y, X, offset, tol=1e-10, maxiter=100):
     25.333
     """
     table = _CountTable(y)
+    if y.shape[0] <= 2 * START_ROWS:
+        return _alternate(y, X, offset, tol, maxiter, table)
     start = _subsample_start(y, X, offset, tol, maxiter)
     if start is not None:
         fit = _joint_newton(y, X, offset, start[0], start[1], table)
@@ -225,10 +228,7 @@ def _subsample_start(y, X, offset, tol, maxiter):
     layout of the data (every other slide, all of one treatment).
     """
     n = y.shape[0]
-    if n <= 2 * START_ROWS:
-        rows = slice(None)
-    else:
-        rows = np.unique(np.random.default_rng(0).integers(0, n, START_ROWS))
+    rows = np.unique(np.random.default_rng(0).integers(0, n, START_ROWS))
     ys = y[rows]
     if not ys.any() or np.all(ys == ys[0]):
         return None
