@@ -25,6 +25,7 @@ __all__ = [
     "check_no_bars", "reject_crossed", "resolve_input", "subset_positions",
     "check_response_columns", "check_factor_levels", "check_ddf_method", "DDF_METHODS",
     "check_variance_hessian", "check_choice",
+    "count_problems",
 ]
 
 THETA_RUNAWAY = 1e-4
@@ -759,3 +760,64 @@ def check_factor_levels(data, columns):
                              "fitted, so it has no effect to estimate (R: contrasts can be "
                              "applied only to factors with 2 or more levels); remove it from "
                              "the formula or fit rows with more levels")
+
+
+def count_problems(Y, codes, n_groups):
+    """The checks of :func:`check_counts` and :func:`check_grouping` for many responses.
+
+    Parameters
+    ----------
+    Y : ndarray, shape (F, nobs)
+        Counts, one feature per row.
+    codes : ndarray of int, shape (nobs,)
+        Group of every row.
+    n_groups : int
+        Number of groups.
+
+    Returns
+    -------
+    errors : list of str or None
+        Why a feature cannot be fitted (``None`` if it can).
+    warnings : list of list of str
+        What deserves care in each feature that can.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> err, warn = count_problems(np.array([[0.0, 0.0], [1.0, 2.5]]), np.array([0, 1]), 2)
+    >>> err[0]
+    'the counts are zero in every row; there is nothing to model'
+    >>> err[1], len(warn[1])
+    (None, 1)
+    """
+    F = Y.shape[0]
+    errors, warns = [None] * F, [[] for _ in range(F)]
+    nan, inf, neg = np.isnan(Y), np.isinf(Y), Y < 0
+    clean = np.where(np.isfinite(Y), Y, 0.0)
+    frac = (clean != np.round(clean)).sum(axis=1)
+    nonzero = (clean != 0).any(axis=1)
+    constant = np.all(clean == clean[:, :1], axis=1)
+    totals = np.add.reduceat(clean[:, np.argsort(codes, kind="stable")],
+                             np.searchsorted(np.sort(codes), np.arange(n_groups)), axis=1)
+    zero_groups = (totals == 0).sum(axis=1)
+    for f in range(F):
+        for mask, what in ((nan, "missing (NaN)"), (inf, "infinite"), (neg, "negative")):
+            if mask[f].any():
+                errors[f] = (f"the counts have {what} values in {describe_rows(mask[f])}; "
+                             "counts must be finite and >= 0")
+                break
+        else:
+            if not nonzero[f]:
+                errors[f] = "the counts are zero in every row; there is nothing to model"
+            elif constant[f]:
+                errors[f] = (f"the counts are {clean[f, 0]:g} in every row; a constant "
+                             "response has no variation for a count model to explain")
+        if errors[f] is None:
+            if frac[f]:
+                warns[f].append(f"the counts have non-integer values in {frac[f]} row(s); the "
+                                "fit treats them as quasi-likelihood counts, as R's glm does")
+            if zero_groups[f]:
+                warns[f].append(f"{zero_groups[f]} group(s) have a zero count in every row "
+                                "(quasi-separation): their random effects are driven towards "
+                                "-inf and PQL may converge slowly or not at all")
+    return errors, warns

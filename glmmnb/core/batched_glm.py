@@ -1,0 +1,539 @@
+"""The NB GLM and ``glm.nb`` theta for a block of responses that share one design.
+
+Many count features measured on the same cells (genes, foci per channel)
+share ``X`` and the offset; only ``y`` differs.  These functions take the
+responses as the rows of ``Y`` (shape ``(n_features, nobs)``) and run the
+steps of :func:`glmmnb.core.nbglm.fit_nb_glm`, :func:`glmmnb.core.theta.theta_ml`
+and :func:`glmmnb.core.theta.estimate_theta` on all of them at once: every
+elementwise pass is one array operation over the block, and the ``p x p``
+normal equations of all features are one stacked solve.
+
+Each feature keeps its own stopping rule and iteration count: a feature
+that has met its rule drops out of the active set and is not touched again,
+so its numbers are those of fitting it alone (up to the order of
+floating-point sums).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from .theta import THETA_MAX
+
+QUAD_STOP = 1e-7
+"""A Newton step in ``log(theta)`` below this ends the theta iteration (see theta_ml_batch)."""
+
+NOISE_STOP = 1e-8
+"""Below this, a relative change of theta that stops shrinking ends the glm.nb alternation."""
+
+__all__ = ["BatchGLM", "BatchTheta", "CountTables", "fit_nb_glm_batch", "theta_ml_batch",
+           "estimate_theta_batch", "solve_spd", "rowdot", "crossed_columns", "xtwx",
+           "linear_predictor"]
+
+
+@dataclass
+class BatchGLM:
+    """Result of :func:`fit_nb_glm_batch`; the arrays have one row per feature.
+
+    Attributes
+    ----------
+    params : ndarray, shape (F, p)
+    cov_params : ndarray, shape (F, p, p)
+        ``(X' W X)^{-1}`` at the final means.
+    eta, mu : ndarray, shape (F, nobs)
+    n_iter : ndarray of int, shape (F,)
+    converged : ndarray of bool, shape (F,)
+    ok : ndarray of bool, shape (F,)
+        False where the normal equations were not positive definite (the
+        single fit raises ``LinAlgError`` there).
+    """
+
+    params: np.ndarray
+    cov_params: np.ndarray
+    eta: np.ndarray
+    mu: np.ndarray
+    n_iter: np.ndarray
+    converged: np.ndarray
+    ok: np.ndarray
+
+
+@dataclass
+class BatchTheta:
+    """Result of :func:`estimate_theta_batch` (R: ``glm.nb`` per feature).
+
+    Attributes
+    ----------
+    theta, se_theta : ndarray, shape (F,)
+    glm : BatchGLM
+        The NB GLMs at those thetas.
+    n_iter : ndarray of int
+        Outer alternations per feature.
+    converged, at_limit : ndarray of bool
+    """
+
+    theta: np.ndarray
+    se_theta: np.ndarray
+    glm: BatchGLM
+    n_iter: np.ndarray
+    converged: np.ndarray
+    at_limit: np.ndarray
+
+
+def solve_spd(A, B):
+    """Solve the stacked systems ``A[f] x = B[f]``; also which ``A[f]`` are positive definite.
+
+    Parameters
+    ----------
+    A : ndarray, shape (F, p, p)
+    B : ndarray, shape (F, p) or (F, p, k)
+
+    Returns
+    -------
+    x : ndarray
+        NaN where ``A[f]`` is not positive definite.
+    ok : ndarray of bool, shape (F,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A = np.array([np.eye(2) * 2.0, [[1.0, 2.0], [2.0, 1.0]]])
+    >>> x, ok = solve_spd(A, np.ones((2, 2)))
+    >>> x[0].tolist(), ok.tolist()
+    ([0.5, 0.5], [True, False])
+    """
+    vec = B.ndim == A.ndim - 1
+    Bm = B[..., None] if vec else B
+    try:
+        np.linalg.cholesky(A)
+        ok = np.ones(A.shape[0], dtype=bool)
+    except np.linalg.LinAlgError:
+        ok = np.array([_is_pd(a) for a in A], dtype=bool)
+    x = np.full(Bm.shape, np.nan)
+    try:
+        if ok.all():
+            x = np.linalg.solve(A, Bm)
+        elif ok.any():
+            x[ok] = np.linalg.solve(A[ok], Bm[ok])
+    except np.linalg.LinAlgError:
+        # positive definite to Cholesky but singular to LU: numerically singular
+        for f in np.flatnonzero(ok):
+            try:
+                x[f] = np.linalg.solve(A[f], Bm[f])
+            except np.linalg.LinAlgError:
+                ok[f] = False
+    return (x[..., 0] if vec else x), ok
+
+
+def _is_pd(a):
+    try:
+        np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.all(np.isfinite(a)))
+
+
+def rowdot(A, B):
+    """``A @ B`` for ``A`` (F, nobs), each row computed alone.
+
+    A matrix product's summation order can depend on how many rows it is
+    given; these sums depend on the row only, so a feature's numbers never
+    depend on which other features share its block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rowdot(np.ones((2, 3)), np.arange(6.0).reshape(3, 2)).tolist()
+    [[6.0, 9.0], [6.0, 9.0]]
+    """
+    if B.ndim == 1:
+        return np.einsum("fn,n->f", A, B)
+    return np.stack([np.einsum("fn,n->f", A, B[:, j]) for j in range(B.shape[1])], axis=1)
+
+
+def crossed_columns(X):
+    """``X[:, j] * X[:, k]`` for every pair, shape (nobs, p * p): ``rowdot(W, XX)`` is ``X'WX``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> crossed_columns(np.array([[1.0, 2.0]])).tolist()
+    [[1.0, 2.0, 2.0, 4.0]]
+    """
+    n, p = X.shape
+    return np.ascontiguousarray((X[:, :, None] * X[:, None, :]).reshape(n, p * p))
+
+
+def xtwx(W, XX, p):
+    """Stacked ``X' W X`` (F, p, p) from the weights ``W`` (F, nobs), symmetric by construction."""
+    out = np.empty((W.shape[0], p, p))
+    for j in range(p):
+        for k in range(j, p):
+            out[:, j, k] = out[:, k, j] = np.einsum("fn,n->f", W, XX[:, j * p + k])
+    return out
+
+
+def linear_predictor(beta, X, offset):
+    """``beta @ X.T + offset`` (F, nobs), each element summed over the columns in order."""
+    eta = beta[:, 0, None] * X[:, 0]
+    for j in range(1, X.shape[1]):
+        eta += beta[:, j, None] * X[:, j]
+    if offset is not None:
+        eta += offset
+    return eta
+
+
+def _normal_equations(Y, X, XX, eta, mu, offset, theta):
+    """Stacked ``X' W X`` (F, p, p) and ``X' W z`` (F, p) at the means ``mu``."""
+    W = _weights(mu, theta)
+    Z = Y - mu
+    Z /= mu
+    Z += eta
+    if offset is not None:
+        Z -= offset
+    Z *= W
+    return xtwx(W, XX, X.shape[1]), rowdot(Z, X)
+
+
+def _weights(mu, theta):
+    """``mu / (1 + mu / theta)`` with one theta per row (``inf``: Poisson)."""
+    W = mu / theta[:, None]
+    W += 1.0
+    np.divide(mu, W, out=W)
+    return W
+
+
+def _deviance(Y, mu, theta, zero):
+    """NB2 (or Poisson, where ``theta`` is inf) deviance of every row; inf if ``mu`` is not finite."""
+    ylogy = Y / mu
+    ylogy += zero
+    np.log(ylogy, out=ylogy)
+    ylogy *= Y
+    out = np.empty(Y.shape[0])
+    pois = np.isinf(theta)
+    if pois.any():
+        out[pois] = np.sum(ylogy[pois] - (Y[pois] - mu[pois]), axis=1)
+    nb = ~pois
+    if nb.any():
+        t = theta[nb][:, None]
+        ypt = Y[nb] + t
+        r = mu[nb] + t
+        np.divide(ypt, r, out=r)
+        np.log(r, out=r)
+        r *= ypt
+        out[nb] = np.sum(ylogy[nb] - r, axis=1)
+    out *= 2.0
+    out[~np.isfinite(mu.max(axis=1))] = np.inf
+    return out
+
+
+def _eta_mu(X, beta, offset):
+    eta = linear_predictor(beta, X, offset)
+    return eta, np.exp(eta)
+
+
+def fit_nb_glm_batch(Y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
+    """:func:`glmmnb.core.nbglm.fit_nb_glm` for every row of ``Y`` at once.
+
+    Parameters
+    ----------
+    Y : ndarray, shape (F, nobs)
+        Counts, one feature per row.
+    X : ndarray, shape (nobs, p)
+        Shared design.
+    offset : ndarray, shape (nobs,) or None
+        Shared offset (None for zero).
+    theta : ndarray, shape (F,)
+        NB2 shape per feature (``inf`` for Poisson).
+    start : ndarray, shape (F, p), optional
+        Warm starts; by default R's start ``mu = y + (y == 0) / 6``.
+    tol, maxiter : float, int
+        As in :func:`~glmmnb.core.nbglm.fit_nb_glm`, per feature.
+
+    Returns
+    -------
+    BatchGLM
+
+    See Also
+    --------
+    glmmnb.core.nbglm.fit_nb_glm : the single-response fit this repeats.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Y = np.array([[1.0, 3.0, 2.0, 6.0], [2.0, 2.0, 4.0, 4.0]])
+    >>> X = np.column_stack([np.ones(4), [0.0, 0.0, 1.0, 1.0]])
+    >>> fit = fit_nb_glm_batch(Y, X, None, np.full(2, 10.0))
+    >>> np.exp(fit.params).round(4).tolist()
+    [[2.0, 2.0], [2.0, 2.0]]
+    """
+    F, n = Y.shape
+    p = X.shape[1]
+    XX = crossed_columns(X)
+    zero = (Y == 0).astype(float)
+    if start is None:
+        mu = Y + zero / 6.0
+        eta = np.log(mu)
+        beta = np.zeros((F, p))
+    else:
+        beta = np.array(start, dtype=float)
+        eta, mu = _eta_mu(X, beta, offset)
+    xtwx, xtwz = _normal_equations(Y, X, XX, eta, mu, offset, theta)
+    dev_old = np.full(F, np.inf)
+    n_iter = np.zeros(F, dtype=int)
+    converged = np.zeros(F, dtype=bool)
+    ok = np.ones(F, dtype=bool)
+    active = np.arange(F)
+    for it in range(1, maxiter + 1):
+        new, good = solve_spd(xtwx[active], xtwz[active])
+        ok[active[~good]] = False
+        active, new = active[good], new[good]
+        if active.size == 0:
+            break
+        # the first step from R's start has no old coefficients to halve towards
+        old = None if (start is None and it == 1) else beta[active]
+        b, e, m, dev = _step(Y[active], X, offset, theta[active], old, new,
+                             dev_old[active], zero[active])
+        beta[active], eta[active], mu[active] = b, e, m
+        xtwx[active], xtwz[active] = _normal_equations(
+            Y[active], X, XX, e, m, offset, theta[active])
+        n_iter[active] = it
+        done = np.abs(dev - dev_old[active]) <= tol * (np.abs(dev) + 0.1)
+        converged[active[done]] = True
+        dev_old[active] = dev
+        active = active[~done]
+        if active.size == 0:
+            break
+    cov, good = solve_spd(xtwx, np.broadcast_to(np.eye(p), (F, p, p)))
+    return BatchGLM(beta, cov, eta, mu, n_iter, converged, ok & good)
+
+
+def _step(Y, X, offset, theta, beta_old, beta, dev_old, zero, max_halvings=30):
+    """IRLS steps, each halved towards its old coefficients while its deviance grows."""
+    beta = beta.copy()
+    eta, mu = _eta_mu(X, beta, offset)
+    dev = _deviance(Y, mu, theta, zero)
+    if beta_old is None:
+        return beta, eta, mu, dev
+    bad = np.flatnonzero(~(dev <= dev_old * (1 + 1e-12) + 1e-12))
+    for _ in range(max_halvings - 1):
+        if bad.size == 0:
+            break
+        beta[bad] = 0.5 * (beta[bad] + beta_old[bad])
+        e, m = _eta_mu(X, beta[bad], offset)
+        d = _deviance(Y[bad], m, theta[bad], zero[bad])
+        eta[bad], mu[bad], dev[bad] = e, m, d
+        bad = bad[~(d <= dev_old[bad] * (1 + 1e-12) + 1e-12)]
+    # the single fit halves once more after its last trial (and keeps that trial's means)
+    beta[bad] = 0.5 * (beta[bad] + beta_old[bad])
+    return beta, eta, mu, dev
+
+
+class CountTables:
+    """Distinct counts and their frequencies of every row of ``Y``, padded to one width.
+
+    The digamma sums of the theta step depend on the counts only, so they
+    are taken over each feature's distinct values (padding has frequency 0).
+
+    Parameters
+    ----------
+    Y : ndarray, shape (F, nobs)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = CountTables(np.array([[0.0, 2.0, 2.0], [1.0, 1.0, 1.0]]))
+    >>> t.values.tolist(), t.counts.tolist()
+    ([[0.0, 2.0], [1.0, 0.0]], [[1.0, 2.0], [3.0, 0.0]])
+    """
+
+    def __init__(self, Y, _parts=None):
+        if _parts is not None:
+            self.values, self.counts, self.n = _parts
+            return
+        F, n = Y.shape
+        s = np.sort(Y, axis=1)
+        new = np.ones((F, n), dtype=bool)
+        new[:, 1:] = s[:, 1:] != s[:, :-1]
+        rows, cols = np.nonzero(new)
+        flat = rows * n + cols
+        # every row starts with a new value, so a row's last run ends where the next row starts
+        counts = np.diff(np.append(flat, F * n))
+        rank = np.arange(rows.size) - np.searchsorted(rows, rows)
+        width = int(rank.max()) + 1 if rank.size else 1
+        self.values = np.zeros((F, width))
+        self.counts = np.zeros((F, width))
+        self.values[rows, rank] = s[rows, cols]
+        self.counts[rows, rank] = counts
+        self.n = n
+
+    def take(self, idx):
+        """The tables of the features ``idx``."""
+        return CountTables(None, (self.values[idx], self.counts[idx], self.n))
+
+    def digamma_sum(self, theta):
+        return (np.sum(self.counts * special.digamma(theta[:, None] + self.values), axis=1)
+                - self.n * special.digamma(theta))
+
+    def trigamma_sum(self, theta):
+        return (np.sum(self.counts * special.polygamma(1, theta[:, None] + self.values), axis=1)
+                - self.n * special.polygamma(1, theta))
+
+
+def _score_info(theta, Y, mu, table):
+    """Score and observed information of every row's theta, as ``MASS::theta.ml``."""
+    n = Y.shape[1]
+    tm = mu + theta[:, None]
+    inv = np.divide(1.0, tm)
+    r = Y + theta[:, None]
+    r *= inv
+    s_r = r.sum(axis=1)
+    s_inv = inv.sum(axis=1)
+    r *= inv
+    s_r_inv = r.sum(axis=1)
+    np.log(tm, out=tm)
+    s_log = tm.sum(axis=1)
+    score = table.digamma_sum(theta) + n * (np.log(theta) + 1.0) - (s_log + s_r)
+    info = -table.trigamma_sum(theta) - n / theta + (2.0 * s_inv - s_r_inv)
+    return score, info
+
+
+def theta_ml_batch(Y, mu, theta0=None, tol=1e-12, maxiter=200, table=None):
+    """:func:`glmmnb.core.theta.theta_ml` for every row of ``Y``: Newton on ``log(theta)``.
+
+    Parameters
+    ----------
+    Y, mu : ndarray, shape (F, nobs)
+        Counts and fitted means.
+    theta0 : ndarray, shape (F,), optional
+        Starts; by default the moment estimates of ``MASS::theta.ml``.
+    tol, maxiter : float, int
+        Per feature, as in :func:`~glmmnb.core.theta.theta_ml`.
+    table : CountTables, optional
+        The rows' count tables, if already built.
+
+    Returns
+    -------
+    theta, info : ndarray, shape (F,)
+
+    See Also
+    --------
+    glmmnb.core.theta.theta_ml : the single-response estimator this repeats.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> Y = rng.negative_binomial(5, 5 / (5 + 4.0), size=(2, 5000)).astype(float)
+    >>> theta, _ = theta_ml_batch(Y, np.repeat(Y.mean(axis=1)[:, None], 5000, axis=1))
+    >>> bool(np.all((4 < theta) & (theta < 6)))
+    True
+    """
+    table = CountTables(Y) if table is None else table
+    n = Y.shape[1]
+    if theta0 is None:
+        theta0 = n / np.sum((Y / mu - 1.0) ** 2, axis=1)
+    log_t = np.log(np.minimum(np.maximum(theta0, 1e-8), THETA_MAX))
+    capped = np.zeros(Y.shape[0], dtype=bool)
+    active = np.arange(Y.shape[0])
+    for _ in range(maxiter):
+        t = np.exp(log_t[active])
+        score, info = _score_info(t, Y[active], mu[active], table.take(active))
+        grad = t * score
+        hess = -(t ** 2) * info + t * score
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(hess < 0, -grad / hess, np.sign(grad) * 1.0)
+        step = np.clip(step, -2.0, 2.0)
+        log_t[active] += step
+        cap = log_t[active] >= np.log(THETA_MAX)
+        capped[active[cap]] = True
+        # Newton converges quadratically: after a Newton step below QUAD_STOP the
+        # next is below the rounding noise of the score, where the single fit
+        # keeps stepping (up to maxiter) without moving theta beyond that noise.
+        quad = (hess < 0) & (np.abs(step) < QUAD_STOP)
+        active = active[~(cap | (np.abs(step) < tol) | quad)]
+        if active.size == 0:
+            break
+    theta = np.exp(log_t)
+    theta[capped] = THETA_MAX
+    return theta, _score_info(theta, Y, mu, table)[1]
+
+
+def estimate_theta_batch(Y, X, offset, tol=1e-10, maxiter=100):
+    """:func:`glmmnb.core.theta.estimate_theta` (R: ``glm.nb``) for every row of ``Y``.
+
+    Parameters
+    ----------
+    Y : ndarray, shape (F, nobs)
+        Counts, one feature per row.
+    X : ndarray, shape (nobs, p)
+        Shared design.
+    offset : ndarray or None
+        Shared offset.
+    tol, maxiter : float, int
+        Per feature, as in :func:`~glmmnb.core.theta.estimate_theta`.
+
+    Returns
+    -------
+    BatchTheta
+
+    See Also
+    --------
+    glmmnb.core.theta.estimate_theta : the single-response estimator this repeats.
+
+    Examples
+    --------
+    >>> from glmmnb.datasets import microscopy
+    >>> import numpy as np
+    >>> d = microscopy.load_pandas().data
+    >>> X = np.column_stack([np.ones(len(d)), d["RNAi"] == "Target"])
+    >>> fit = estimate_theta_batch(d["counts"].to_numpy(float)[None, :], X, None)
+    >>> fit.theta.round(3).tolist()
+    [25.333]
+    """
+    F = Y.shape[0]
+    table = CountTables(Y)
+    glm = fit_nb_glm_batch(Y, X, offset, np.full(F, np.inf))
+    theta = np.full(F, np.nan)
+    info = np.full(F, np.nan)
+    change = np.full(F, np.inf)
+    n_iter = np.zeros(F, dtype=int)
+    active = np.flatnonzero(glm.ok)
+    for it in range(1, maxiter + 1):
+        new, inf_a = theta_ml_batch(Y[active], glm.mu[active], None if it == 1 else
+                                    theta[active], table=table.take(active))
+        prev = change[active]
+        if it > 1:
+            change[active] = np.abs(new - theta[active]) / new
+        theta[active], info[active], n_iter[active] = new, inf_a, it
+        # theta moved by less than tol since the GLM was fitted at it: the pair
+        # is the joint optimum, and refitting would change nothing.  A change
+        # that has stopped shrinking below NOISE_STOP is the rounding noise of
+        # theta: the pair is the optimum to that noise, and so it counts as met.
+        ch = change[active]
+        floor = (ch < NOISE_STOP) & (ch >= 0.5 * prev)
+        change[active[floor]] = 0.0
+        refit = active[~((ch < tol) | floor)]
+        if refit.size:
+            _replace(glm, refit, fit_nb_glm_batch(Y[refit], X, offset, theta[refit],
+                                                  start=glm.params[refit]))
+        active = refit[~(theta[refit] >= THETA_MAX)]
+        if active.size == 0:
+            break
+    converged = ((change < tol) | (theta >= THETA_MAX)) & glm.converged
+    redo = np.flatnonzero(~(change < tol) & glm.ok)
+    if redo.size:
+        theta[redo], info[redo] = theta_ml_batch(Y[redo], glm.mu[redo], theta[redo],
+                                                 table=table.take(redo))
+    at_limit = theta >= THETA_MAX
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.where((info > 0) & ~at_limit, 1.0 / np.sqrt(info), np.inf)
+    return BatchTheta(theta, se, glm, n_iter, converged, at_limit)
+
+
+def _replace(glm, idx, part):
+    """Write the refit of the features ``idx`` into ``glm``."""
+    for name in ("params", "cov_params", "eta", "mu", "n_iter", "converged", "ok"):
+        getattr(glm, name)[idx] = getattr(part, name)
