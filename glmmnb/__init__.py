@@ -6,8 +6,9 @@ quasi-likelihood so that its numbers reproduce R's ``MASS::glmmPQL``.
 
 from .model import NegBinMixedGLM
 from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
+from .workflows.many import fit_many
 
 __version__ = "0.1.0"
 
 __all__ = ["NegBinMixedGLM", "NegBinMixedGLMResults", "NegBinMixedGLMResultsWrapper",
-           "__version__"]
+           "fit_many", "__version__"]

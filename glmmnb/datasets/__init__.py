@@ -1,5 +1,5 @@
 """Data sets shipped with glmmnb (statsmodels' ``load_pandas()`` convention)."""
 
-from . import microscopy
+from . import microscopy, singlecell
 
-__all__ = ["microscopy"]
+__all__ = ["microscopy", "singlecell"]

@@ -1,0 +1,166 @@
+"""fit_many: the numbers of one NegBinMixedGLM fit per feature, whatever the input and backend."""
+
+import types
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+from statsmodels.stats.multitest import multipletests
+
+from glmmnb import NegBinMixedGLM, fit_many
+from glmmnb.datasets import singlecell
+
+TERM = "condition[T.stim]"
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return singlecell.load().cells
+
+
+@pytest.fixture(scope="module")
+def counts(cells):
+    """Twenty genes of the shipped data set plus hard features."""
+    Y = singlecell.load().counts.iloc[:, :20].copy()
+    rng = np.random.default_rng(5)
+    Y["all_zero"] = 0
+    Y["constant"] = 2
+    Y["tiny"] = rng.poisson(0.05, len(Y))
+    Y["poisson"] = rng.poisson(2.0 * cells["total_counts"].to_numpy() / 1000.0)
+    return Y
+
+
+@pytest.fixture(scope="module")
+def table(counts, cells):
+    return fit_many(counts, "~ condition", data=cells, groups="donor", exposure="total_counts")
+
+
+def _single(y, cells):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = NegBinMixedGLM.from_formula("y ~ condition", cells.assign(y=y), groups="donor",
+                                          exposure="total_counts").fit()
+    return res, [str(w.message) for w in caught]
+
+
+def test_every_feature_is_its_single_fit(table, counts, cells):
+    for name in counts.columns:
+        rows = table.loc[name]
+        if name in ("all_zero", "constant"):
+            assert rows["error"].notna().all() and rows["coef"].isna().all()
+            with pytest.raises(ValueError):
+                _single(counts[name].to_numpy(), cells)
+            continue
+        res, caught = _single(counts[name].to_numpy(), cells)
+        assert rows["error"].isna().all(), name
+        np.testing.assert_allclose(rows["coef"], res.params, atol=1e-6 * res.bse.min())
+        np.testing.assert_allclose(rows["bse"], res.bse, rtol=1e-6)
+        np.testing.assert_allclose(rows["p"], res.pvalues, rtol=1e-5, atol=1e-12)
+        np.testing.assert_array_equal(rows["ddf"], res.ddf)
+        assert rows["n_iter"].iloc[0] == res.n_iter
+        assert bool(rows["converged"].iloc[0]) == res.converged
+        if res.theta < 1e4:
+            assert abs(rows["theta"].iloc[0] - res.theta) <= 1e-6 * res.se_theta
+        assert rows["var_re"].iloc[0] == pytest.approx(res.cov_re.iloc[0, 0], rel=2e-6, abs=1e-10)
+        ran_away = any("ran off" in m for m in caught)
+        warning = rows["warning"].iloc[0]
+        assert ran_away == (not pd.isna(warning) and "ran off" in warning)
+
+
+def test_table_layout_and_bh(table, counts):
+    assert table.index.names == ["feature", "term"]
+    assert list(table.index.get_level_values("feature").unique()) == list(counts.columns)
+    p = table.xs(TERM, level="term")["p"]
+    ok = p.notna()
+    expected = multipletests(p[ok], method="fdr_bh")[1]
+    np.testing.assert_allclose(table.xs(TERM, level="term")["p_adj"][ok], expected)
+    assert table.loc["tiny", "warning"].notna().all()   # donors with no count at all
+
+
+@pytest.mark.parametrize("kind", ["array", "csr", "csc", "chunks", "jobs"])
+def test_same_numbers_whatever_the_input(kind, table, counts, cells):
+    names = list(counts.columns)
+    Y = counts.to_numpy()
+    kwargs = dict(data=cells, groups="donor", exposure="total_counts")
+    if kind == "array":
+        out = fit_many(Y, "~ condition", feature_names=names, **kwargs)
+    elif kind in ("csr", "csc"):
+        M = sparse.csr_matrix(Y) if kind == "csr" else sparse.csc_matrix(Y)
+        out = fit_many(M, "~ condition", feature_names=names, **kwargs)
+    elif kind == "chunks":
+        out = fit_many(counts, "~ condition", chunk_size=3, **kwargs)
+    else:
+        out = fit_many(counts, "~ condition", chunk_size=6, n_jobs=2, **kwargs)
+    pd.testing.assert_frame_equal(out, table)
+
+
+def test_anndata_like_object_uses_obs_and_layer(table, counts, cells):
+    adata = types.SimpleNamespace(obs=cells, var_names=pd.Index(counts.columns),
+                                  X=np.zeros(counts.shape), layers={"counts": counts.to_numpy()})
+    out = fit_many(adata, "~ condition", groups="donor", exposure="total_counts",
+                   layer="counts")
+    pd.testing.assert_frame_equal(out, table)
+
+
+def test_real_anndata(table, counts, cells):
+    anndata = pytest.importorskip("anndata")
+    adata = anndata.AnnData(X=sparse.csr_matrix(counts.to_numpy(float)), obs=cells.copy())
+    adata.var_names = list(counts.columns)
+    out = fit_many(adata, "~ condition", groups="donor", exposure="total_counts")
+    pd.testing.assert_frame_equal(out, table)
+
+
+def test_dask_cluster_gives_the_serial_numbers(table, counts, cells):
+    distributed = pytest.importorskip("distributed")
+    da = pytest.importorskip("dask.array")
+    kwargs = dict(data=cells, groups="donor", exposure="total_counts")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        out = fit_many(counts, "~ condition", chunk_size=8, client=client, **kwargs)
+        pd.testing.assert_frame_equal(out, table)
+        Yd = da.from_array(counts.to_numpy(), chunks=(len(counts), 8))
+        out = fit_many(Yd, "~ condition", feature_names=list(counts.columns), client=client,
+                       chunk_size=8, **kwargs)
+        pd.testing.assert_frame_equal(out, table)
+        from joblib import parallel_config
+
+        with parallel_config(backend="dask"):
+            out = fit_many(counts, "~ condition", chunk_size=8, n_jobs=2, **kwargs)
+        pd.testing.assert_frame_equal(out, table)
+
+
+def test_bad_input_is_a_clear_error(counts, cells):
+    before = cells.copy()
+    with pytest.raises(ValueError, match="right-hand side"):
+        fit_many(counts, "y ~ condition", data=cells, groups="donor")
+    with pytest.raises(ValueError, match="rows"):
+        fit_many(counts.iloc[:10], "~ condition", data=cells, groups="donor")
+    with pytest.raises(ValueError, match="AnnData"):
+        fit_many(counts, "~ condition", data=cells, groups="donor", layer="counts")
+    with pytest.raises(ValueError, match="feature_names"):
+        fit_many(counts.to_numpy(), "~ condition", data=cells, groups="donor",
+                 feature_names=["a"])
+    with pytest.raises(NotImplementedError):
+        fit_many(counts, "~ condition", data=cells, groups="donor", method="laplace")
+    pd.testing.assert_frame_equal(cells, before)
+
+
+def test_missing_count_is_recorded_not_raised(cells):
+    Y = singlecell.load().counts.iloc[:, :3].astype(float)
+    Y.iloc[4, 1] = np.nan
+    out = fit_many(Y, "~ condition", data=cells, groups="donor", exposure="total_counts")
+    assert "missing" in out.loc["gene001", "error"].iloc[0]
+    assert out.loc["gene000", "error"].isna().all()
+
+
+def test_fixed_theta(cells):
+    Y = singlecell.load().counts.iloc[:, :3]
+    out = fit_many(Y, "~ condition", data=cells, groups="donor", exposure="total_counts",
+                   theta=3.0)
+    res = NegBinMixedGLM.from_formula("y ~ condition", cells.assign(y=Y["gene002"].to_numpy()),
+                                      groups="donor", exposure="total_counts", theta=3.0).fit()
+    np.testing.assert_allclose(out.loc["gene002", "coef"], res.params, atol=1e-6 * res.bse.min())
+    assert (out["theta"] == 3.0).all()
