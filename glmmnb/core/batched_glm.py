@@ -127,6 +127,11 @@ def solve_spd(A, B):
     return (x[..., 0] if vec else x), ok
 
 
+def _sel(idx, F):
+    """``idx`` as an index: the whole axis (a view, no copy) when it holds every row."""
+    return slice(None) if idx.size == F else idx
+
+
 def _is_pd(a):
     try:
         np.linalg.cholesky(a)
@@ -214,16 +219,18 @@ def _deviance(Y, mu, theta, zero):
     out = np.empty(Y.shape[0])
     pois = np.isinf(theta)
     if pois.any():
-        out[pois] = np.sum(ylogy[pois] - (Y[pois] - mu[pois]), axis=1)
-    nb = ~pois
-    if nb.any():
+        p = _sel(np.flatnonzero(pois), Y.shape[0])
+        out[p] = np.sum(ylogy[p] - (Y[p] - mu[p]), axis=1)
+    if not pois.all():
+        nb = _sel(np.flatnonzero(~pois), Y.shape[0])
         t = theta[nb][:, None]
         ypt = Y[nb] + t
         r = mu[nb] + t
         np.divide(ypt, r, out=r)
         np.log(r, out=r)
         r *= ypt
-        out[nb] = np.sum(ylogy[nb] - r, axis=1)
+        np.subtract(ylogy[nb], r, out=r)
+        out[nb] = np.sum(r, axis=1)
     out *= 2.0
     out[~np.isfinite(mu.max(axis=1))] = np.inf
     return out
@@ -287,20 +294,22 @@ def fit_nb_glm_batch(Y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
     ok = np.ones(F, dtype=bool)
     active = np.arange(F)
     for it in range(1, maxiter + 1):
-        new, good = solve_spd(xtwx[active], xtwz[active])
+        a = _sel(active, F)
+        new, good = solve_spd(xtwx[a], xtwz[a])
         ok[active[~good]] = False
-        active, new = active[good], new[good]
+        if not good.all():
+            active, new = active[good], new[good]
+            a = _sel(active, F)
         if active.size == 0:
             break
         # the first step from R's start has no old coefficients to halve towards
-        old = None if (start is None and it == 1) else beta[active]
-        b, e, m, dev = _step(Y[active], X, offset, theta[active], old, new,
-                             dev_old[active], zero[active])
-        beta[active], eta[active], mu[active] = b, e, m
-        xtwx[active], xtwz[active] = _normal_equations(
-            Y[active], X, XX, e, m, offset, theta[active])
-        n_iter[active] = it
-        done = np.abs(dev - dev_old[active]) <= tol * (np.abs(dev) + 0.1)
+        old = None if (start is None and it == 1) else beta[a]
+        Ya, ta = Y[a], theta[a]
+        b, e, m, dev = _step(Ya, X, offset, ta, old, new, dev_old[a], zero[a])
+        beta[a], eta[a], mu[a] = b, e, m
+        xtwx[a], xtwz[a] = _normal_equations(Ya, X, XX, e, m, offset, ta)
+        n_iter[a] = it
+        done = np.abs(dev - dev_old[a]) <= tol * (np.abs(dev) + 0.1)
         converged[active[done]] = True
         dev_old[active] = dev
         active = active[~done]
@@ -439,8 +448,10 @@ def theta_ml_batch(Y, mu, theta0=None, tol=1e-12, maxiter=200, table=None):
     capped = np.zeros(Y.shape[0], dtype=bool)
     active = np.arange(Y.shape[0])
     for _ in range(maxiter):
-        t = np.exp(log_t[active])
-        score, info = _score_info(t, Y[active], mu[active], table.take(active))
+        a = _sel(active, Y.shape[0])
+        t = np.exp(log_t[a])
+        score, info = _score_info(t, Y[a], mu[a], table if isinstance(a, slice)
+                                  else table.take(active))
         grad = t * score
         hess = -(t ** 2) * info + t * score
         with np.errstate(divide="ignore", invalid="ignore"):
