@@ -1,9 +1,10 @@
-"""Command line: ``python -m glmmnb demo`` and ``python -m glmmnb fit DATA.csv ...``."""
+"""Command line: ``python -m glmmnb demo``, ``fit DATA.csv ...`` and ``fit-many DATA.csv ...``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import warnings
 
@@ -54,7 +55,56 @@ def build_parser():
                      help="missing values: drop the rows (drop) or stop (default)")
     fit.add_argument("--format", choices=["text", "json"], default="text",
                      help="text summary (default) or JSON")
+    _add_fit_many(sub)
     return parser
+
+
+def _add_fit_many(sub):
+    """The ``fit-many`` subcommand: one model per feature column (:func:`glmmnb.fit_many`)."""
+    cmd = sub.add_parser("fit-many", help="fit every feature column of a CSV file", description=(
+        "Fit one negative-binomial GLMM per feature column, e.g. python -m glmmnb fit-many "
+        "cells.csv --formula '~ condition' --groups donor --out results.csv"))
+    cmd.add_argument("data", help="CSV file, one row per cell: covariates and feature columns")
+    cmd.add_argument("--formula", required=True, help="right-hand side, e.g. '~ condition'")
+    cmd.add_argument("--groups", required=True, help="column of group labels (e.g. donor)")
+    cmd.add_argument("--features-from-column", metavar="COLUMN",
+                     help="the features are this column and every column after it "
+                          "(default: every numeric column the model does not use)")
+    cmd.add_argument("--exposure", help="column whose log is the offset")
+    cmd.add_argument("--offset", help="column added to the linear predictor")
+    cmd.add_argument("--theta", type=float, help="fix theta (default: ML of glm.nb per feature)")
+    cmd.add_argument("--n-jobs", type=int, default=1, help="parallel workers (joblib)")
+    cmd.add_argument("--out", help="write the result table to this CSV (default: stdout)")
+
+
+def _fit_many_csv(args):
+    """Run ``fit-many``; the result table."""
+    from .workflows.many import fit_many
+
+    try:
+        data = pd.read_csv(args.data)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise _UsageError(f"cannot read {args.data!r}: {err}") from None
+    used = [c for c in (args.groups, args.exposure, args.offset) if c]
+    for col in used + ([args.features_from_column] if args.features_from_column else []):
+        if col not in data.columns:
+            raise _UsageError(f"column {col!r} is not in {args.data!r}; "
+                              f"columns are {', '.join(map(str, data.columns))}")
+    if args.features_from_column:
+        features = list(data.columns[data.columns.get_loc(args.features_from_column):])
+    else:
+        named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", args.formula)) | set(used)
+        features = [c for c in data.columns
+                    if c not in named and pd.api.types.is_numeric_dtype(data[c])]
+    if not features:
+        raise _UsageError("no feature columns found; name the first with --features-from-column")
+    covariates = data.drop(columns=features)
+    try:
+        return fit_many(data[features], args.formula, data=covariates, groups=args.groups,
+                        exposure=args.exposure, offset=args.offset, theta=args.theta,
+                        n_jobs=args.n_jobs)
+    except Exception as err:  # formula and validation errors: one line for the user
+        raise _UsageError(f"{type(err).__name__}: {err}".splitlines()[0]) from None
 
 
 def results_to_dict(res):
@@ -176,6 +226,14 @@ def main(argv=None):
         res = NegBinMixedGLM.from_formula("counts ~ RNAi", data, groups="slide").fit()
         print(DEMO_INTRO)
         print(res.summary())
+        return 0
+    if args.command == "fit-many":
+        try:
+            table = _fit_many_csv(args)
+        except _UsageError as err:
+            print(f"glmmnb: error: {err}", file=sys.stderr)
+            return 2
+        table.to_csv(args.out if args.out else sys.stdout)
         return 0
     try:
         with warnings.catch_warnings(record=True) as caught:

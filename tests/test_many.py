@@ -164,3 +164,46 @@ def test_fixed_theta(cells):
                                       groups="donor", exposure="total_counts", theta=3.0).fit()
     np.testing.assert_allclose(out.loc["gene002", "coef"], res.params, atol=1e-6 * res.bse.min())
     assert (out["theta"] == 3.0).all()
+
+
+def test_cli_fit_many(tmp_path, cells, capsys):
+    from glmmnb.cli import main
+
+    genes = singlecell.load().counts.iloc[:, :4].reset_index(drop=True)
+    path = tmp_path / "cells.csv"
+    pd.concat([cells, genes], axis=1).to_csv(path, index=False)
+    out = tmp_path / "results.csv"
+    assert main(["fit-many", str(path), "--formula", "~ condition", "--groups", "donor",
+                 "--exposure", "total_counts", "--features-from-column", "gene000",
+                 "--out", str(out)]) == 0
+    table = pd.read_csv(out, index_col=["feature", "term"])
+    direct = fit_many(genes, "~ condition", data=cells, groups="donor", exposure="total_counts")
+    np.testing.assert_allclose(table["coef"], direct["coef"], rtol=1e-12)
+    assert list(table.index.get_level_values(0).unique()) == list(genes.columns)
+    # default features: the numeric columns the model does not use
+    assert main(["fit-many", str(path), "--formula", "~ condition", "--groups", "donor",
+                 "--exposure", "total_counts"]) == 0
+    assert "gene003" in capsys.readouterr().out
+    assert main(["fit-many", str(path), "--formula", "~ condition", "--groups", "plate"]) == 2
+    assert "plate" in capsys.readouterr().err
+
+
+def test_volcano_and_histogram_draw_the_table(table):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from glmmnb.workflows.plotting import plot_pvalue_histogram, plot_volcano
+
+    rows = table.xs(TERM, level="term").dropna(subset=["p"])
+    ax = plot_volcano(table, TERM, label_top=2)
+    hits = rows["p_adj"] < 0.05
+    red = ax.collections[1].get_offsets()
+    np.testing.assert_allclose(np.sort(red[:, 0]), np.sort(rows["coef"][hits]))
+    assert len(ax.texts) == 2
+    ax = plot_pvalue_histogram(table, TERM, bins=5)
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == np.histogram(rows["p"], bins=5, range=(0, 1))[0].tolist()
+    with pytest.raises(KeyError, match="terms are"):
+        plot_volcano(table, "nothere")
+    plt.close("all")

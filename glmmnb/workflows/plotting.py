@@ -13,7 +13,7 @@ import pandas as pd
 from .distributions import fit_negbin, fit_poisson, qq_points
 
 __all__ = ["plot_qq", "plot_distribution_checks", "plot_groups", "plot_residuals",
-           "plot_ranef_qq"]
+           "plot_ranef_qq", "plot_volcano", "plot_pvalue_histogram"]
 
 _POINT_COLOR = "#00000088"  # the tutorial's translucent black, so ties stay visible
 _LINE_COLOR = "tab:blue"
@@ -258,4 +258,112 @@ def plot_ranef_qq(ranef, ax=None):
     ax = plot_qq(ranef, "norm", ax=ax, envelope=None)
     ax.set_xlabel("Standard normal quantiles")
     ax.set_ylabel("Random effects")
+    return ax
+
+
+def _term_rows(table, term):
+    """The rows of one term of a :func:`glmmnb.fit_many` table (default: the last term)."""
+    terms = table.index.get_level_values("term").unique()
+    term = terms[-1] if term is None else term
+    if term not in terms:
+        raise KeyError(f"term {term!r} is not in the table; terms are {list(terms)}")
+    return table.xs(term, level="term"), term
+
+
+def plot_volcano(table, term=None, alpha=0.05, ax=None, label_top=0):
+    """Volcano plot of a :func:`glmmnb.fit_many` table: effect against -log10 p.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table of :func:`glmmnb.fit_many`.
+    term : str, optional
+        The fixed effect to show (default the last, e.g. ``"condition[T.stim]"``).
+    alpha : float
+        Features with ``p_adj < alpha`` are highlighted; a dashed line marks
+        the largest such p-value.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+    label_top : int
+        Label this many features with the smallest p-values.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    See Also
+    --------
+    plot_pvalue_histogram : the distribution of the same p-values.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from glmmnb import fit_many
+    >>> from glmmnb.datasets import singlecell
+    >>> ds = singlecell.load()
+    >>> table = fit_many(ds.counts.iloc[:, :12], "~ condition", data=ds.cells,
+    ...                  groups="donor", exposure="total_counts")
+    >>> plot_volcano(table).get_xlabel()
+    'condition[T.stim] (log scale)'
+    """
+    rows, term = _term_rows(table, term)
+    rows = rows[rows["p"].notna()]
+    hit = (rows["p_adj"] < alpha).to_numpy()
+    y = -np.log10(rows["p"].to_numpy())
+    ax = _axes(ax)
+    ax.scatter(rows["coef"][~hit], y[~hit], s=10, color="0.6", label="not significant")
+    ax.scatter(rows["coef"][hit], y[hit], s=14, color="tab:red",
+               label=f"BH p_adj < {alpha:g}")
+    if hit.any():
+        ax.axhline(-np.log10(rows["p"][hit].max()), color="0.3", lw=1, ls="--", gid="fdr")
+    ax.axvline(0.0, color="0.3", lw=0.8)
+    for name in rows["p"].nsmallest(label_top).index:
+        ax.annotate(str(name), (rows.loc[name, "coef"], -np.log10(rows.loc[name, "p"])),
+                    fontsize=8, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(f"{term} (log scale)")
+    ax.set_ylabel("-log10 p")
+    ax.legend(frameon=False, fontsize=8)
+    return ax
+
+
+def plot_pvalue_histogram(table, term=None, bins=20, ax=None):
+    """Histogram of one term's p-values over the features, with the uniform level.
+
+    Under no effect anywhere the p-values are uniform; a spike near 0 shows
+    the features with effects, and a hump near 1 or a dip in the middle a
+    miscalibrated test.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table of :func:`glmmnb.fit_many`.
+    term : str, optional
+        The fixed effect (default the last).
+    bins : int
+        Number of bins on [0, 1].
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import pandas as pd
+    >>> idx = pd.MultiIndex.from_product([["a", "b", "c"], ["x"]], names=["feature", "term"])
+    >>> t = pd.DataFrame({"p": [0.01, 0.5, 0.9]}, index=idx)
+    >>> len(plot_pvalue_histogram(t, bins=4).patches)
+    4
+    """
+    rows, term = _term_rows(table, term)
+    p = rows["p"].dropna().to_numpy()
+    ax = _axes(ax)
+    ax.hist(p, bins=bins, range=(0.0, 1.0), color="tab:blue", edgecolor="white")
+    ax.axhline(len(p) / bins, color="0.3", lw=1, ls="--", gid="uniform")
+    ax.set_xlabel(f"p-value of {term}")
+    ax.set_ylabel("features")
     return ax
