@@ -9,9 +9,13 @@ the peak extra memory and the data frame's own size, R's time for
 + ``factor()``), the speed ratio, the largest relative difference of the
 fixed effects and whether the two agree (every fixed effect and theta within
 1e-4 relative).
+
 R runs only where ``Rscript`` with MASS and nlme is installed, and by
 default only up to 1e5 rows (about 5 s there; 1e6 rows take minutes):
 raise ``--r-max-rows`` to time it on more.
+
+``python -m benchmarks many ...`` runs the many-responses suite instead
+(:mod:`benchmarks.many`: ``fit_many`` on thousands of features).
 """
 
 from __future__ import annotations
@@ -140,6 +144,11 @@ def _write(rows, args, repeat, expo):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["many"]:
+        from . import many
+
+        return many.main(argv[1:])
     args = _parser().parse_args(argv)
     sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
     repeat = args.repeat or (3 if args.quick else 5)

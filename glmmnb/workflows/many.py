@@ -366,10 +366,24 @@ def fit_many(Y, formula, data=None, groups=None, *, exposure=None, offset=None, 
     if len(data) != src.nobs:
         raise ValueError(f"Y has {src.nobs} rows (observations) but data has {len(data)}")
     md = _build_design(formula, data, groups, exposure, offset, theta, maxiter, tol)
-    size = chunk_size or max(1, TASK_ELEMENTS // max(src.nobs, 1))
+    size = chunk_size or _default_chunk(src, n_jobs, client)
     bounds = [(a, min(a + size, src.n_features)) for a in range(0, src.n_features, size)]
     parts = _run(md, src, bounds, n_jobs, client, progress)
     return _table(md, src.names, parts)
+
+
+def _default_chunk(src, n_jobs, client):
+    """Features per task: at most TASK_ELEMENTS counts, and four tasks per worker."""
+    import os
+
+    if client is not None:
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+    else:
+        workers = os.cpu_count() or 1 if n_jobs < 0 else n_jobs
+    size = max(1, TASK_ELEMENTS // max(src.nobs, 1))
+    if workers > 1:
+        size = min(size, -(-src.n_features // (4 * workers)))
+    return max(1, size)
 
 
 def _run(md, src, bounds, n_jobs, client, progress):
