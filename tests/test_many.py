@@ -79,7 +79,7 @@ def test_table_layout_and_bh(table, counts):
     assert table.loc["tiny", "warning"].notna().all()   # donors with no count at all
 
 
-@pytest.mark.parametrize("kind", ["array", "csr", "csc", "chunks", "jobs"])
+@pytest.mark.parametrize("kind", ["array", "csr", "csc", "chunks", "jobs", "dask"])
 def test_same_numbers_whatever_the_input(kind, table, counts, cells):
     names = list(counts.columns)
     Y = counts.to_numpy()
@@ -90,7 +90,11 @@ def test_same_numbers_whatever_the_input(kind, table, counts, cells):
         M = sparse.csr_matrix(Y) if kind == "csr" else sparse.csc_matrix(Y)
         out = fit_many(M, "~ condition", feature_names=names, **kwargs)
     elif kind == "chunks":
-        out = fit_many(counts, "~ condition", chunk_size=3, **kwargs)
+        out = fit_many(counts, "~ condition", chunk_size=3, progress=True, **kwargs)
+    elif kind == "dask":
+        da = pytest.importorskip("dask.array")
+        out = fit_many(da.from_array(Y, chunks=(len(Y), 5)), "~ condition",
+                       feature_names=names, **kwargs)
     else:
         out = fit_many(counts, "~ condition", chunk_size=6, n_jobs=2, **kwargs)
     pd.testing.assert_frame_equal(out, table)
@@ -207,3 +211,17 @@ def test_volcano_and_histogram_draw_the_table(table):
     with pytest.raises(KeyError, match="terms are"):
         plot_volcano(table, "nothere")
     plt.close("all")
+
+
+def test_benchmark_data_is_deterministic_and_sparse_matches_dense():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.many import simulate
+
+    cells, dense = simulate(30, 400, 6, block=7)
+    cells2, csc = simulate(30, 400, 6, as_sparse=True, block=7)
+    assert cells.equals(cells2) and sparse.isspmatrix_csc(csc)
+    np.testing.assert_array_equal(csc.toarray(), dense)
+    assert (cells.groupby("donor")["condition"].nunique() == 1).all()

@@ -379,7 +379,7 @@ def _default_chunk(src, n_jobs, client):
     if client is not None:
         workers = max(1, len(client.scheduler_info().get("workers", {})))
     else:
-        workers = os.cpu_count() or 1 if n_jobs < 0 else n_jobs
+        workers = (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
     size = max(1, TASK_ELEMENTS // max(src.nobs, 1))
     if workers > 1:
         size = min(size, -(-src.n_features // (4 * workers)))
