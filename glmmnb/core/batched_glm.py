@@ -30,7 +30,7 @@ NOISE_STOP = 1e-8
 """Below this, a relative change of theta that stops shrinking ends the glm.nb alternation."""
 
 __all__ = ["BatchGLM", "BatchTheta", "CountTables", "fit_nb_glm_batch", "theta_ml_batch",
-           "estimate_theta_batch", "solve_spd", "rowdot", "crossed_columns", "xtwx",
+           "estimate_theta_batch", "solve_spd", "rowdot", "CrossProducts",
            "linear_predictor"]
 
 
@@ -158,26 +158,73 @@ def rowdot(A, B):
     return np.stack([np.einsum("fn,n->f", A, B[:, j]) for j in range(B.shape[1])], axis=1)
 
 
-def crossed_columns(X):
-    """``X[:, j] * X[:, k]`` for every pair, shape (nobs, p * p): ``rowdot(W, XX)`` is ``X'WX``.
+class CrossProducts:
+    """``X' W X`` and ``X' W z`` of many rows of weights, for one shared design.
+
+    With the rows sorted by group (``starts``: the first row of every
+    group), the entries of the columns that are constant within every group
+    (an intercept, a treatment applied per slide or donor) come from the
+    group sums of the weights: one pass over the rows instead of one per
+    entry.  Every sum depends on its feature's row only.
+
+    Parameters
+    ----------
+    X : ndarray, shape (nobs, p)
+        Shared design.
+    starts : ndarray of int, optional
+        First row of every group, rows sorted by group.
 
     Examples
     --------
     >>> import numpy as np
-    >>> crossed_columns(np.array([[1.0, 2.0]])).tolist()
-    [[1.0, 2.0, 2.0, 4.0]]
+    >>> X = np.column_stack([np.ones(4), [0.0, 0.0, 1.0, 1.0]])
+    >>> xtwx, xtwz = CrossProducts(X, np.array([0, 2]))(np.ones((1, 4)), np.ones((1, 4)))
+    >>> xtwx[0].tolist(), xtwz[0].tolist()
+    ([[4.0, 2.0], [2.0, 2.0]], [4.0, 2.0])
     """
-    n, p = X.shape
-    return np.ascontiguousarray((X[:, :, None] * X[:, None, :]).reshape(n, p * p))
 
+    def __init__(self, X, starts=None):
+        self.X = np.ascontiguousarray(X, dtype=float)
+        n, p = self.X.shape
+        self.p = p
+        self.starts = starts
+        if starts is None:
+            self.const = np.zeros(p, dtype=bool)
+        else:
+            lengths = np.diff(np.append(starts, n))
+            self.first = self.X[starts]
+            self.const = np.all(self.X == np.repeat(self.first, lengths, axis=0), axis=0)
+        self.pairs = [(j, k) for j in range(p) for k in range(j, p)]
+        self.XX = {(j, k): np.ascontiguousarray(self.X[:, j] * self.X[:, k])
+                   for j, k in self.pairs if not (self.const[j] and self.const[k])}
+        self.FF = {(j, k): self.first[:, j] * self.first[:, k]
+                   for j, k in self.pairs if self.const[j] and self.const[k]}
 
-def xtwx(W, XX, p):
-    """Stacked ``X' W X`` (F, p, p) from the weights ``W`` (F, nobs), symmetric by construction."""
-    out = np.empty((W.shape[0], p, p))
-    for j in range(p):
-        for k in range(j, p):
-            out[:, j, k] = out[:, k, j] = np.einsum("fn,n->f", W, XX[:, j * p + k])
-    return out
+    def group_sums(self, A):
+        """Sums of the rows of ``A`` (F, nobs) within every group: (F, G)."""
+        return np.add.reduceat(A, self.starts, axis=1)
+
+    def __call__(self, W, WZ, Wg=None, WZg=None):
+        """Stacked ``X' W X`` (F, p, p) and ``X' W z`` (F, p) from ``W`` and ``W * z``.
+
+        ``Wg`` and ``WZg``, their group sums, are used if given.
+        """
+        F, p = W.shape[0], self.p
+        if self.const.any():
+            Wg = self.group_sums(W) if Wg is None else Wg
+            WZg = self.group_sums(WZ) if WZg is None else WZg
+        xtwx = np.empty((F, p, p))
+        for j, k in self.pairs:
+            if (j, k) in self.FF:
+                v = np.einsum("fg,g->f", Wg, self.FF[j, k])
+            else:
+                v = np.einsum("fn,n->f", W, self.XX[j, k])
+            xtwx[:, j, k] = xtwx[:, k, j] = v
+        xtwz = np.empty((F, p))
+        for j in range(p):
+            xtwz[:, j] = (np.einsum("fg,g->f", WZg, self.first[:, j]) if self.const[j]
+                          else np.einsum("fn,n->f", WZ, self.X[:, j]))
+        return xtwx, xtwz
 
 
 def linear_predictor(beta, X, offset):
@@ -190,7 +237,7 @@ def linear_predictor(beta, X, offset):
     return eta
 
 
-def _normal_equations(Y, X, XX, eta, mu, offset, theta):
+def _normal_equations(Y, cross, eta, mu, offset, theta):
     """Stacked ``X' W X`` (F, p, p) and ``X' W z`` (F, p) at the means ``mu``."""
     W = _weights(mu, theta)
     Z = Y - mu
@@ -199,7 +246,7 @@ def _normal_equations(Y, X, XX, eta, mu, offset, theta):
     if offset is not None:
         Z -= offset
     Z *= W
-    return xtwx(W, XX, X.shape[1]), rowdot(Z, X)
+    return cross(W, Z)
 
 
 def _weights(mu, theta):
@@ -210,12 +257,14 @@ def _weights(mu, theta):
     return W
 
 
-def _deviance(Y, mu, theta, zero):
-    """NB2 (or Poisson, where ``theta`` is inf) deviance of every row; inf if ``mu`` is not finite."""
-    ylogy = Y / mu
-    ylogy += zero
-    np.log(ylogy, out=ylogy)
-    ylogy *= Y
+def _deviance(Y, eta, mu, theta, ylogy0):
+    """NB2 (or Poisson, where ``theta`` is inf) deviance of every row; inf if ``mu`` is not finite.
+
+    ``y log(y / mu)`` is taken as ``xlogy(y, y) - y eta`` (``ylogy0`` the first
+    term): the same number to rounding, without a division and a logarithm.
+    """
+    ylogy = Y * eta
+    np.subtract(ylogy0, ylogy, out=ylogy)
     out = np.empty(Y.shape[0])
     pois = np.isinf(theta)
     if pois.any():
@@ -248,8 +297,8 @@ def fit_nb_glm_batch(Y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
     ----------
     Y : ndarray, shape (F, nobs)
         Counts, one feature per row.
-    X : ndarray, shape (nobs, p)
-        Shared design.
+    X : ndarray, shape (nobs, p), or CrossProducts
+        Shared design (a :class:`CrossProducts` of it to reuse its group structure).
     offset : ndarray, shape (nobs,) or None
         Shared offset (None for zero).
     theta : ndarray, shape (F,)
@@ -277,17 +326,18 @@ def fit_nb_glm_batch(Y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
     [[2.0, 2.0], [2.0, 2.0]]
     """
     F, n = Y.shape
+    cross = X if isinstance(X, CrossProducts) else CrossProducts(X)
+    X = cross.X
     p = X.shape[1]
-    XX = crossed_columns(X)
-    zero = (Y == 0).astype(float)
+    ylogy0 = special.xlogy(Y, Y)
     if start is None:
-        mu = Y + zero / 6.0
+        mu = Y + (Y == 0) / 6.0
         eta = np.log(mu)
         beta = np.zeros((F, p))
     else:
         beta = np.array(start, dtype=float)
         eta, mu = _eta_mu(X, beta, offset)
-    xtwx, xtwz = _normal_equations(Y, X, XX, eta, mu, offset, theta)
+    xtwx, xtwz = _normal_equations(Y, cross, eta, mu, offset, theta)
     dev_old = np.full(F, np.inf)
     n_iter = np.zeros(F, dtype=int)
     converged = np.zeros(F, dtype=bool)
@@ -305,9 +355,9 @@ def fit_nb_glm_batch(Y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
         # the first step from R's start has no old coefficients to halve towards
         old = None if (start is None and it == 1) else beta[a]
         Ya, ta = Y[a], theta[a]
-        b, e, m, dev = _step(Ya, X, offset, ta, old, new, dev_old[a], zero[a])
+        b, e, m, dev = _step(Ya, X, offset, ta, old, new, dev_old[a], ylogy0[a])
         beta[a], eta[a], mu[a] = b, e, m
-        xtwx[a], xtwz[a] = _normal_equations(Ya, X, XX, e, m, offset, ta)
+        xtwx[a], xtwz[a] = _normal_equations(Ya, cross, e, m, offset, ta)
         n_iter[a] = it
         done = np.abs(dev - dev_old[a]) <= tol * (np.abs(dev) + 0.1)
         converged[active[done]] = True
@@ -319,11 +369,11 @@ def fit_nb_glm_batch(Y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
     return BatchGLM(beta, cov, eta, mu, n_iter, converged, ok & good)
 
 
-def _step(Y, X, offset, theta, beta_old, beta, dev_old, zero, max_halvings=30):
+def _step(Y, X, offset, theta, beta_old, beta, dev_old, ylogy0, max_halvings=30):
     """IRLS steps, each halved towards its old coefficients while its deviance grows."""
     beta = beta.copy()
     eta, mu = _eta_mu(X, beta, offset)
-    dev = _deviance(Y, mu, theta, zero)
+    dev = _deviance(Y, eta, mu, theta, ylogy0)
     if beta_old is None:
         return beta, eta, mu, dev
     bad = np.flatnonzero(~(dev <= dev_old * (1 + 1e-12) + 1e-12))
@@ -332,7 +382,7 @@ def _step(Y, X, offset, theta, beta_old, beta, dev_old, zero, max_halvings=30):
             break
         beta[bad] = 0.5 * (beta[bad] + beta_old[bad])
         e, m = _eta_mu(X, beta[bad], offset)
-        d = _deviance(Y[bad], m, theta[bad], zero[bad])
+        d = _deviance(Y[bad], e, m, theta[bad], ylogy0[bad])
         eta[bad], mu[bad], dev[bad] = e, m, d
         bad = bad[~(d <= dev_old[bad] * (1 + 1e-12) + 1e-12)]
     # the single fit halves once more after its last trial (and keeps that trial's means)
@@ -479,7 +529,7 @@ def estimate_theta_batch(Y, X, offset, tol=1e-10, maxiter=100):
     ----------
     Y : ndarray, shape (F, nobs)
         Counts, one feature per row.
-    X : ndarray, shape (nobs, p)
+    X : ndarray, shape (nobs, p), or CrossProducts
         Shared design.
     offset : ndarray or None
         Shared offset.
@@ -506,6 +556,7 @@ def estimate_theta_batch(Y, X, offset, tol=1e-10, maxiter=100):
     """
     F = Y.shape[0]
     table = CountTables(Y)
+    X = X if isinstance(X, CrossProducts) else CrossProducts(X)
     glm = fit_nb_glm_batch(Y, X, offset, np.full(F, np.inf))
     theta = np.full(F, np.nan)
     info = np.full(F, np.nan)

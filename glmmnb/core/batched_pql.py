@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batched_glm import crossed_columns, linear_predictor, rowdot, solve_spd, xtwx
+from .batched_glm import CrossProducts, linear_predictor, solve_spd
 
 __all__ = ["GroupDesign", "BatchPQL", "fit_pql_batch"]
 
@@ -73,12 +73,9 @@ class GroupDesign:
         self.offset = None if offset is None or not np.any(offset) else offset[self.order]
         self.n_groups = int(n_groups)
         self.starts = np.searchsorted(self.codes, np.arange(self.n_groups))
-        p = self.X.shape[1]
-        self.XX = crossed_columns(self.X)
+        self.cross = CrossProducts(self.X, self.starts)
         # columns constant within every group need no products per row
-        first = self.X[self.starts]
-        self.const = np.all(self.X == first[self.codes], axis=0)
-        self.Xg = first
+        self.const, self.Xg = self.cross.const, self.cross.first
 
     def sort(self, Y):
         """The columns of ``Y`` (features x rows) in the design's row order."""
@@ -147,8 +144,7 @@ class _Stats:
             h[:, :, j] = (self.a * design.Xg[:, j] if design.const[j]
                           else design.group_sums(w * X[:, j]))
         self.h = h
-        self.xx = xtwx(w, design.XX, p)
-        self.xz = rowdot(wz, X)
+        self.xx, self.xz = design.cross(w, wz, self.a, self.k)
         self.zz = np.einsum("fi,fi->f", wz, z)
 
     def take(self, idx):

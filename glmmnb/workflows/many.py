@@ -126,14 +126,14 @@ def _fit_sub(md, Ys, sub, out, errors, warns):
     d = md.design
     F, n = Ys.shape
     if md.theta is None:
-        tf = estimate_theta_batch(Ys, d.X, d.offset)
+        tf = estimate_theta_batch(Ys, d.cross, d.offset)
         theta, glm = tf.theta, tf.glm
         with np.errstate(divide="ignore"):
             runaway = tf.at_limit | (np.max(glm.mu, axis=1) / theta < _validation.THETA_RUNAWAY)
         theta_conv, se = tf.converged, tf.se_theta
     else:
         theta = np.full(F, md.theta)
-        glm = fit_nb_glm_batch(Ys, d.X, d.offset, theta)
+        glm = fit_nb_glm_batch(Ys, d.cross, d.offset, theta)
         runaway = np.zeros(F, dtype=bool)
         theta_conv, se = np.ones(F, dtype=bool), np.full(F, np.nan)
     ok = glm.ok.copy()
