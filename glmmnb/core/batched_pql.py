@@ -37,6 +37,10 @@ _GRID = np.concatenate([[0.0], np.logspace(-4, 2, 25)])
 LOG_U_MIN = np.log(1e-30)
 """Below this ``log(l^2)`` the random-intercept variance is taken as zero (the boundary)."""
 
+LOG_U_MAX = np.log(1e16)
+"""Above this ``log(l^2)`` (``l`` = 1e8 residual SDs, where ``1 + l^2 a_g`` has lost every
+digit of the 1) the optimum cannot be told from infinity: the search stops, not converged."""
+
 
 class GroupDesign:
     """The shared part: design, offset and groups, with the rows sorted by group.
@@ -230,11 +234,11 @@ def _optimize(st, start, tol=1e-10, maxiter=100):
         step = _backtrack(sub, s[active], step, d0)
         s[active] += step
         low = s[active] < LOG_U_MIN
+        high = s[active] > LOG_U_MAX
         done = (np.abs(step) < tol) | low
-        u_done = active[low]
-        s[u_done] = -np.inf
+        s[active[low]] = -np.inf
         converged[active[done]] = True
-        active = active[~done]
+        active = active[~(done | high)]
     return np.where(u > 0, np.exp(s), 0.0), converged
 
 

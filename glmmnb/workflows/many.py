@@ -31,6 +31,9 @@ CACHE_ELEMENTS = 1 << 18
 TASK_ELEMENTS = 1 << 22
 """Default size of one task (features x rows read and fitted at once): 32 MiB of counts."""
 
+SINGULAR_TOL = 1e-4
+"""lme4's ``isSingular`` tolerance on the relative random-intercept SD."""
+
 _RESPONSE = "_glmmnb_response_"
 _COLUMNS = ["coef", "bse", "ddf", "t", "p", "p_adj", "theta", "se_theta", "var_re", "scale",
             "n_iter", "converged", "warning", "error"]
@@ -175,6 +178,9 @@ def _flag(f, i, pql, runaway, theta_conv, theta, errors, warns, out):
     elif not theta_conv:
         warns[f].append(f"the glm.nb estimate of theta did not converge (last value "
                         f"{theta:.4g})")
+    if pql.rel_sd[i] < SINGULAR_TOL:
+        warns[f].append(f"singular fit: the random-intercept SD is {pql.rel_sd[i]:.2g} residual "
+                        "SDs (lme4's isSingular rule: below 1e-4 it is at the boundary, zero)")
     if not pql.converged[i]:
         warns[f].append(f"PQL did not converge in {pql.n_iter[i]} iterations")
     elif not pql.lmm_converged[i]:
