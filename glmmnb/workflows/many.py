@@ -11,7 +11,6 @@ on joblib workers or on a Dask cluster, and returns one tidy table.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,7 @@ from ..core.scaling import standardizing_transform
 __all__ = ["fit_many", "ManyDesign"]
 
 CACHE_ELEMENTS = 1 << 18
-"""Features fitted together in the core: this many counts (2 MiB), so that its arrays stay in cache."""
+"""Features fitted together in the core hold this many counts (2 MiB): its arrays stay in cache."""
 
 TASK_ELEMENTS = 1 << 22
 """Default size of one task (features x rows read and fitted at once): 32 MiB of counts."""
