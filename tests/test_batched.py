@@ -11,8 +11,8 @@ finds the optimum itself), and the same iteration counts.
 import numpy as np
 import pytest
 
-from glmmnb.core.batched_glm import (CountTables, estimate_theta_batch, fit_nb_glm_batch,
-                                     theta_ml_batch)
+from glmmnb.core.batched_glm import fit_nb_glm_batch
+from glmmnb.core.batched_theta import CountTables, estimate_theta_batch, theta_ml_batch
 from glmmnb.core.batched_pql import GroupDesign, _Stats, _optimize, fit_pql_batch
 from glmmnb.core.lmm import Level, _Reducer, _row_structure
 from glmmnb.core._blocks import sum_log

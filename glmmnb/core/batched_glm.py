@@ -1,10 +1,10 @@
-"""The NB GLM and ``glm.nb`` theta for a block of responses that share one design.
+"""The NB GLM for a block of responses that share one design.
 
 Many count features measured on the same cells (genes, foci per channel)
 share ``X`` and the offset; only ``y`` differs.  These functions take the
 responses as the rows of ``Y`` (shape ``(n_features, nobs)``) and run the
-steps of :func:`glmmnb.core.nbglm.fit_nb_glm`, :func:`glmmnb.core.theta.theta_ml`
-and :func:`glmmnb.core.theta.estimate_theta` on all of them at once: every
+steps of :func:`glmmnb.core.nbglm.fit_nb_glm` on all of them at once
+(:mod:`glmmnb.core.batched_theta` does the same for theta): every
 elementwise pass is one array operation over the block, and the ``p x p``
 normal equations of all features are one stacked solve.
 
@@ -21,17 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from .theta import THETA_MAX
 
-QUAD_STOP = 1e-7
-"""A Newton step in ``log(theta)`` below this ends the theta iteration (see theta_ml_batch)."""
-
-NOISE_STOP = 1e-8
-"""Below this, a relative change of theta that stops shrinking ends the glm.nb alternation."""
-
-__all__ = ["BatchGLM", "BatchTheta", "CountTables", "fit_nb_glm_batch", "theta_ml_batch",
-           "estimate_theta_batch", "solve_spd", "rowdot", "CrossProducts",
-           "linear_predictor"]
+__all__ = ["BatchGLM", "fit_nb_glm_batch", "solve_spd", "rowdot", "CrossProducts",
+           "linear_predictor", "weights", "select"]
 
 
 @dataclass
@@ -58,28 +50,6 @@ class BatchGLM:
     n_iter: np.ndarray
     converged: np.ndarray
     ok: np.ndarray
-
-
-@dataclass
-class BatchTheta:
-    """Result of :func:`estimate_theta_batch` (R: ``glm.nb`` per feature).
-
-    Attributes
-    ----------
-    theta, se_theta : ndarray, shape (F,)
-    glm : BatchGLM
-        The NB GLMs at those thetas.
-    n_iter : ndarray of int
-        Outer alternations per feature.
-    converged, at_limit : ndarray of bool
-    """
-
-    theta: np.ndarray
-    se_theta: np.ndarray
-    glm: BatchGLM
-    n_iter: np.ndarray
-    converged: np.ndarray
-    at_limit: np.ndarray
 
 
 def solve_spd(A, B):
@@ -127,7 +97,7 @@ def solve_spd(A, B):
     return (x[..., 0] if vec else x), ok
 
 
-def _sel(idx, F):
+def select(idx, F):
     """``idx`` as an index: the whole axis (a view, no copy) when it holds every row."""
     return slice(None) if idx.size == F else idx
 
@@ -239,7 +209,7 @@ def linear_predictor(beta, X, offset):
 
 def _normal_equations(Y, cross, eta, mu, offset, theta):
     """Stacked ``X' W X`` (F, p, p) and ``X' W z`` (F, p) at the means ``mu``."""
-    W = _weights(mu, theta)
+    W = weights(mu, theta)
     Z = Y - mu
     Z /= mu
     Z += eta
@@ -249,7 +219,7 @@ def _normal_equations(Y, cross, eta, mu, offset, theta):
     return cross(W, Z)
 
 
-def _weights(mu, theta):
+def weights(mu, theta):
     """``mu / (1 + mu / theta)`` with one theta per row (``inf``: Poisson)."""
     W = mu / theta[:, None]
     W += 1.0
@@ -268,10 +238,10 @@ def _deviance(Y, eta, mu, theta, ylogy0):
     out = np.empty(Y.shape[0])
     pois = np.isinf(theta)
     if pois.any():
-        p = _sel(np.flatnonzero(pois), Y.shape[0])
+        p = select(np.flatnonzero(pois), Y.shape[0])
         out[p] = np.sum(ylogy[p] - (Y[p] - mu[p]), axis=1)
     if not pois.all():
-        nb = _sel(np.flatnonzero(~pois), Y.shape[0])
+        nb = select(np.flatnonzero(~pois), Y.shape[0])
         t = theta[nb][:, None]
         ypt = Y[nb] + t
         r = mu[nb] + t
@@ -344,12 +314,12 @@ def fit_nb_glm_batch(Y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
     ok = np.ones(F, dtype=bool)
     active = np.arange(F)
     for it in range(1, maxiter + 1):
-        a = _sel(active, F)
+        a = select(active, F)
         new, good = solve_spd(xtwx[a], xtwz[a])
         ok[active[~good]] = False
         if not good.all():
             active, new = active[good], new[good]
-            a = _sel(active, F)
+            a = select(active, F)
         if active.size == 0:
             break
         # the first step from R's start has no old coefficients to halve towards
@@ -388,214 +358,3 @@ def _step(Y, X, offset, theta, beta_old, beta, dev_old, ylogy0, max_halvings=30)
     # the single fit halves once more after its last trial (and keeps that trial's means)
     beta[bad] = 0.5 * (beta[bad] + beta_old[bad])
     return beta, eta, mu, dev
-
-
-class CountTables:
-    """Distinct counts and their frequencies of every row of ``Y``, padded to one width.
-
-    The digamma sums of the theta step depend on the counts only, so they
-    are taken over each feature's distinct values (padding has frequency 0).
-
-    Parameters
-    ----------
-    Y : ndarray, shape (F, nobs)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> t = CountTables(np.array([[0.0, 2.0, 2.0], [1.0, 1.0, 1.0]]))
-    >>> t.values.tolist(), t.counts.tolist()
-    ([[0.0, 2.0], [1.0, 0.0]], [[1.0, 2.0], [3.0, 0.0]])
-    """
-
-    def __init__(self, Y, _parts=None):
-        if _parts is not None:
-            self.values, self.counts, self.n = _parts
-            return
-        F, n = Y.shape
-        s = np.sort(Y, axis=1)
-        new = np.ones((F, n), dtype=bool)
-        new[:, 1:] = s[:, 1:] != s[:, :-1]
-        rows, cols = np.nonzero(new)
-        flat = rows * n + cols
-        # every row starts with a new value, so a row's last run ends where the next row starts
-        counts = np.diff(np.append(flat, F * n))
-        rank = np.arange(rows.size) - np.searchsorted(rows, rows)
-        width = int(rank.max()) + 1 if rank.size else 1
-        self.values = np.zeros((F, width))
-        self.counts = np.zeros((F, width))
-        self.values[rows, rank] = s[rows, cols]
-        self.counts[rows, rank] = counts
-        self.n = n
-
-    def take(self, idx):
-        """The tables of the features ``idx``."""
-        return CountTables(None, (self.values[idx], self.counts[idx], self.n))
-
-    def digamma_sum(self, theta):
-        return (np.sum(self.counts * special.digamma(theta[:, None] + self.values), axis=1)
-                - self.n * special.digamma(theta))
-
-    def trigamma_sum(self, theta):
-        return (np.sum(self.counts * special.polygamma(1, theta[:, None] + self.values), axis=1)
-                - self.n * special.polygamma(1, theta))
-
-
-def _score_info(theta, Y, mu, table):
-    """Score and observed information of every row's theta, as ``MASS::theta.ml``."""
-    n = Y.shape[1]
-    tm = mu + theta[:, None]
-    inv = np.divide(1.0, tm)
-    r = Y + theta[:, None]
-    r *= inv
-    s_r = r.sum(axis=1)
-    s_inv = inv.sum(axis=1)
-    r *= inv
-    s_r_inv = r.sum(axis=1)
-    np.log(tm, out=tm)
-    s_log = tm.sum(axis=1)
-    score = table.digamma_sum(theta) + n * (np.log(theta) + 1.0) - (s_log + s_r)
-    info = -table.trigamma_sum(theta) - n / theta + (2.0 * s_inv - s_r_inv)
-    return score, info
-
-
-def theta_ml_batch(Y, mu, theta0=None, tol=1e-12, maxiter=200, table=None):
-    """:func:`glmmnb.core.theta.theta_ml` for every row of ``Y``: Newton on ``log(theta)``.
-
-    Parameters
-    ----------
-    Y, mu : ndarray, shape (F, nobs)
-        Counts and fitted means.
-    theta0 : ndarray, shape (F,), optional
-        Starts; by default the moment estimates of ``MASS::theta.ml``.
-    tol, maxiter : float, int
-        Per feature, as in :func:`~glmmnb.core.theta.theta_ml`.
-    table : CountTables, optional
-        The rows' count tables, if already built.
-
-    Returns
-    -------
-    theta, info : ndarray, shape (F,)
-
-    See Also
-    --------
-    glmmnb.core.theta.theta_ml : the single-response estimator this repeats.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(1)
-    >>> Y = rng.negative_binomial(5, 5 / (5 + 4.0), size=(2, 5000)).astype(float)
-    >>> theta, _ = theta_ml_batch(Y, np.repeat(Y.mean(axis=1)[:, None], 5000, axis=1))
-    >>> bool(np.all((4 < theta) & (theta < 6)))
-    True
-    """
-    table = CountTables(Y) if table is None else table
-    n = Y.shape[1]
-    if theta0 is None:
-        theta0 = n / np.sum((Y / mu - 1.0) ** 2, axis=1)
-    log_t = np.log(np.minimum(np.maximum(theta0, 1e-8), THETA_MAX))
-    capped = np.zeros(Y.shape[0], dtype=bool)
-    active = np.arange(Y.shape[0])
-    for _ in range(maxiter):
-        a = _sel(active, Y.shape[0])
-        t = np.exp(log_t[a])
-        score, info = _score_info(t, Y[a], mu[a], table if isinstance(a, slice)
-                                  else table.take(active))
-        grad = t * score
-        hess = -(t ** 2) * info + t * score
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(hess < 0, -grad / hess, np.sign(grad) * 1.0)
-        step = np.clip(step, -2.0, 2.0)
-        log_t[active] += step
-        cap = log_t[active] >= np.log(THETA_MAX)
-        capped[active[cap]] = True
-        # Newton converges quadratically: after a Newton step below QUAD_STOP the
-        # next is below the rounding noise of the score, where the single fit
-        # keeps stepping (up to maxiter) without moving theta beyond that noise.
-        quad = (hess < 0) & (np.abs(step) < QUAD_STOP)
-        active = active[~(cap | (np.abs(step) < tol) | quad)]
-        if active.size == 0:
-            break
-    theta = np.exp(log_t)
-    theta[capped] = THETA_MAX
-    return theta, _score_info(theta, Y, mu, table)[1]
-
-
-def estimate_theta_batch(Y, X, offset, tol=1e-10, maxiter=100):
-    """:func:`glmmnb.core.theta.estimate_theta` (R: ``glm.nb``) for every row of ``Y``.
-
-    Parameters
-    ----------
-    Y : ndarray, shape (F, nobs)
-        Counts, one feature per row.
-    X : ndarray, shape (nobs, p), or CrossProducts
-        Shared design.
-    offset : ndarray or None
-        Shared offset.
-    tol, maxiter : float, int
-        Per feature, as in :func:`~glmmnb.core.theta.estimate_theta`.
-
-    Returns
-    -------
-    BatchTheta
-
-    See Also
-    --------
-    glmmnb.core.theta.estimate_theta : the single-response estimator this repeats.
-
-    Examples
-    --------
-    >>> from glmmnb.datasets import microscopy
-    >>> import numpy as np
-    >>> d = microscopy.load_pandas().data
-    >>> X = np.column_stack([np.ones(len(d)), d["RNAi"] == "Target"])
-    >>> fit = estimate_theta_batch(d["counts"].to_numpy(float)[None, :], X, None)
-    >>> fit.theta.round(3).tolist()
-    [25.333]
-    """
-    F = Y.shape[0]
-    table = CountTables(Y)
-    X = X if isinstance(X, CrossProducts) else CrossProducts(X)
-    glm = fit_nb_glm_batch(Y, X, offset, np.full(F, np.inf))
-    theta = np.full(F, np.nan)
-    info = np.full(F, np.nan)
-    change = np.full(F, np.inf)
-    n_iter = np.zeros(F, dtype=int)
-    active = np.flatnonzero(glm.ok)
-    for it in range(1, maxiter + 1):
-        new, inf_a = theta_ml_batch(Y[active], glm.mu[active], None if it == 1 else
-                                    theta[active], table=table.take(active))
-        prev = change[active]
-        if it > 1:
-            change[active] = np.abs(new - theta[active]) / new
-        theta[active], info[active], n_iter[active] = new, inf_a, it
-        # theta moved by less than tol since the GLM was fitted at it: the pair
-        # is the joint optimum, and refitting would change nothing.  A change
-        # that has stopped shrinking below NOISE_STOP is the rounding noise of
-        # theta: the pair is the optimum to that noise, and so it counts as met.
-        ch = change[active]
-        floor = (ch < NOISE_STOP) & (ch >= 0.5 * prev)
-        change[active[floor]] = 0.0
-        refit = active[~((ch < tol) | floor)]
-        if refit.size:
-            _replace(glm, refit, fit_nb_glm_batch(Y[refit], X, offset, theta[refit],
-                                                  start=glm.params[refit]))
-        active = refit[~(theta[refit] >= THETA_MAX)]
-        if active.size == 0:
-            break
-    converged = ((change < tol) | (theta >= THETA_MAX)) & glm.converged
-    redo = np.flatnonzero(~(change < tol) & glm.ok)
-    if redo.size:
-        theta[redo], info[redo] = theta_ml_batch(Y[redo], glm.mu[redo], theta[redo],
-                                                 table=table.take(redo))
-    at_limit = theta >= THETA_MAX
-    with np.errstate(divide="ignore", invalid="ignore"):
-        se = np.where((info > 0) & ~at_limit, 1.0 / np.sqrt(info), np.inf)
-    return BatchTheta(theta, se, glm, n_iter, converged, at_limit)
-
-
-def _replace(glm, idx, part):
-    """Write the refit of the features ``idx`` into ``glm``."""
-    for name in ("params", "cov_params", "eta", "mu", "n_iter", "converged", "ok"):
-        getattr(glm, name)[idx] = getattr(part, name)

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .. import _validation
-from ..core.batched_glm import estimate_theta_batch, fit_nb_glm_batch
+from ..core.batched_glm import fit_nb_glm_batch
+from ..core.batched_theta import estimate_theta_batch
 from ..core.batched_pql import GroupDesign, fit_pql_batch
 from ..core.ddf import nlme_ddf
 from ..core.scaling import standardizing_transform
