@@ -96,7 +96,11 @@ def test_same_numbers_whatever_the_input(kind, table, counts, cells):
         out = fit_many(da.from_array(Y, chunks=(len(Y), 5)), "~ condition",
                        feature_names=names, **kwargs)
     else:
-        out = fit_many(counts, "~ condition", chunk_size=6, n_jobs=2, **kwargs)
+        from joblib import parallel_config
+
+        # threads: the same path as worker processes, without seconds of process start-up
+        with parallel_config(backend="threading"):
+            out = fit_many(counts, "~ condition", chunk_size=6, n_jobs=2, **kwargs)
     pd.testing.assert_frame_equal(out, table)
 
 
