@@ -229,3 +229,21 @@ def test_benchmark_data_is_deterministic_and_sparse_matches_dense():
     assert cells.equals(cells2) and sparse.isspmatrix_csc(csc)
     np.testing.assert_array_equal(csc.toarray(), dense)
     assert (cells.groupby("donor")["condition"].nunique() == 1).all()
+
+
+def test_an_unforeseen_failure_costs_one_feature_not_the_run(monkeypatch, cells):
+    import glmmnb.workflows.many as many
+
+    fit_sub = many._fit_sub
+
+    def failing(md, Ys, sub, *args):
+        if 2 in sub:
+            raise FloatingPointError("overflow in a place nobody checked")
+        return fit_sub(md, Ys, sub, *args)
+
+    monkeypatch.setattr(many, "_fit_sub", failing)
+    Y = singlecell.load().counts.iloc[:, :5]
+    out = fit_many(Y, "~ condition", data=cells, groups="donor", exposure="total_counts")
+    errors = out["error"].groupby(level="feature").first()
+    assert errors.isna().sum() == 4 and "nobody checked" in errors["gene002"]
+    assert out.loc["gene002", "coef"].isna().all() and out.loc["gene003", "coef"].notna().all()

@@ -108,11 +108,35 @@ def _fit_block(md, Y):
     step = max(1, CACHE_ELEMENTS // max(md.nobs, 1))
     idx = np.flatnonzero(good)
     for s in range(0, idx.size, step):
-        sub = idx[s:s + step]
-        _fit_sub(md, md.design.sort(Y[sub]), sub, out, errors, warns)
+        _guarded(md, Y, idx[s:s + step], out, errors, warns)
     out["warning"] = ["; ".join(w) if w else None for w in warns]
     out["error"] = errors
     return out
+
+
+def _guarded(md, Y, sub, out, errors, warns):
+    """Fit the features ``sub``; if the block fails, fit them one by one and record who fails.
+
+    A failure the checks did not foresee then costs one feature its numbers
+    (with the reason in ``error``), never the run.
+    """
+    saved = [list(warns[f]) for f in sub]
+    try:
+        with np.errstate(all="ignore"):
+            _fit_sub(md, md.design.sort(Y[sub]), sub, out, errors, warns)
+        return
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+        if sub.size == 1:
+            raise
+    for f, w in zip(sub, saved):
+        warns[f] = w
+    for f in sub:
+        try:
+            with np.errstate(all="ignore"):
+                _fit_sub(md, md.design.sort(Y[[f]]), np.array([f]), out, errors, warns)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as err:
+            errors[f] = f"{type(err).__name__}: {err}"
+            warns[f] = []
 
 
 def _empty(md, F):
