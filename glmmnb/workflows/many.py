@@ -432,22 +432,40 @@ def _run(md, src, bounds, n_jobs, client, progress):
 
 
 def _run_dask(md, src, bounds, client, progress):
-    """Tasks on a Dask cluster: the design scattered once, blocks read where they are."""
+    """Tasks on a Dask cluster: the design scattered once, a bounded number of blocks in flight.
+
+    A dask array's blocks are read by the workers themselves; other inputs
+    are read here one block at a time as tasks finish, so that no more than
+    two blocks per worker are ever dense at once.
+    """
     from distributed import as_completed
 
     shared = client.scatter(md, broadcast=True)
-    if src.kind == "dask":
-        import dask
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    todo = iter(range(len(bounds)))
+    index, parts = {}, [None] * len(bounds)
+    running = as_completed()
 
-        blocks = [src.delayed_block(a, b) for a, b in bounds]
-        futures = client.compute([dask.delayed(_fit_block)(shared, blk) for blk in blocks])
-    else:
-        futures = [client.submit(_fit_block, shared, src.block(a, b), pure=False)
-                   for a, b in bounds]
-    order = {f.key: i for i, f in enumerate(futures)}
-    parts = [None] * len(futures)
-    for fut in _progress(as_completed(futures), len(futures), progress):
-        parts[order[fut.key]] = fut.result()
+    def submit():
+        i = next(todo, None)
+        if i is None:
+            return
+        a, b = bounds[i]
+        if src.kind == "dask":
+            import dask
+
+            fut = client.compute(dask.delayed(_fit_block)(shared, src.delayed_block(a, b)))
+        else:
+            fut = client.submit(_fit_block, shared, src.block(a, b), pure=False)
+        index[fut.key] = i
+        running.add(fut)
+
+    for _ in range(2 * workers):
+        submit()
+    for fut in _progress(running, len(bounds), progress):
+        parts[index.pop(fut.key)] = fut.result()
+        fut.release()
+        submit()
     return parts
 
 
