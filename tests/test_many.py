@@ -53,7 +53,12 @@ def test_every_feature_is_its_single_fit(table, counts, cells):
             with pytest.raises(ValueError):
                 _single(counts[name].to_numpy(), cells)
             continue
-        res, caught = _single(counts[name].to_numpy(), cells)
+        try:
+            res, caught = _single(counts[name].to_numpy(), cells)
+        except ValueError:
+            # a single fit that refuses the feature: fit_many must not report it as clean
+            assert rows["error"].notna().all() or rows["warning"].notna().all(), name
+            continue
         assert rows["error"].isna().all(), name
         np.testing.assert_allclose(rows["coef"], res.params, atol=1e-6 * res.bse.min())
         np.testing.assert_allclose(rows["bse"], res.bse, rtol=1e-6)
