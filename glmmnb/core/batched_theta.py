@@ -157,6 +157,7 @@ def theta_ml_batch(Y, mu, theta0=None, tol=1e-12, maxiter=200, table=None):
     log_t = np.log(np.minimum(np.maximum(theta0, 1e-8), THETA_MAX))
     capped = np.zeros(Y.shape[0], dtype=bool)
     active = np.arange(Y.shape[0])
+    last = np.zeros(Y.shape[0])
     for _ in range(maxiter):
         a = select(active, Y.shape[0])
         t = np.exp(log_t[a])
@@ -174,7 +175,12 @@ def theta_ml_batch(Y, mu, theta0=None, tol=1e-12, maxiter=200, table=None):
         # next is below the rounding noise of the score, where the single fit
         # keeps stepping (up to maxiter) without moving theta beyond that noise.
         quad = (hess < 0) & (np.abs(step) < QUAD_STOP)
-        active = active[~(cap | (np.abs(step) < tol) | quad)]
+        # Where the likelihood is flat (theta far beyond the counts' scale), the
+        # unit steps of a non-negative curvature can swing between two values up
+        # to maxiter; theta is then fixed only to that swing, and stops there.
+        swing = (hess >= 0) & (step == -last[active]) & (step != 0)
+        last[active] = np.where(hess >= 0, step, 0.0)
+        active = active[~(cap | (np.abs(step) < tol) | quad | swing)]
         if active.size == 0:
             break
     theta = np.exp(log_t)
