@@ -169,14 +169,16 @@ def test_missing_count_is_recorded_not_raised(cells):
     assert out.loc["gene000", "error"].isna().all()
 
 
-def test_fixed_theta(cells):
+@pytest.mark.parametrize("theta", [3.0, np.inf])
+def test_fixed_theta(cells, theta):
     Y = singlecell.load().counts.iloc[:, :3]
     out = fit_many(Y, "~ condition", data=cells, groups="donor", exposure="total_counts",
-                   theta=3.0)
+                   theta=theta)
     res = NegBinMixedGLM.from_formula("y ~ condition", cells.assign(y=Y["gene002"].to_numpy()),
-                                      groups="donor", exposure="total_counts", theta=3.0).fit()
+                                      groups="donor", exposure="total_counts", theta=theta).fit()
     np.testing.assert_allclose(out.loc["gene002", "coef"], res.params, atol=1e-6 * res.bse.min())
-    assert (out["theta"] == 3.0).all()
+    np.testing.assert_allclose(out.loc["gene002", "bse"], res.bse, rtol=1e-6)
+    assert (out["theta"] == theta).all() and out.loc["gene002", "n_iter"].iloc[0] == res.n_iter
 
 
 def test_cli_fit_many(tmp_path, cells, capsys):
