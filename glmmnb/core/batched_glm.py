@@ -22,7 +22,7 @@ import numpy as np
 from scipy import special
 
 
-__all__ = ["BatchGLM", "fit_nb_glm_batch", "solve_spd", "rowdot", "CrossProducts",
+__all__ = ["BatchGLM", "fit_nb_glm_batch", "solve_spd", "CrossProducts",
            "linear_predictor", "weights", "select"]
 
 
@@ -108,24 +108,6 @@ def _is_pd(a):
     except np.linalg.LinAlgError:
         return False
     return bool(np.all(np.isfinite(a)))
-
-
-def rowdot(A, B):
-    """``A @ B`` for ``A`` (F, nobs), each row computed alone.
-
-    A matrix product's summation order can depend on how many rows it is
-    given; these sums depend on the row only, so a feature's numbers never
-    depend on which other features share its block.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rowdot(np.ones((2, 3)), np.arange(6.0).reshape(3, 2)).tolist()
-    [[6.0, 9.0], [6.0, 9.0]]
-    """
-    if B.ndim == 1:
-        return np.einsum("fn,n->f", A, B)
-    return np.stack([np.einsum("fn,n->f", A, B[:, j]) for j in range(B.shape[1])], axis=1)
 
 
 class CrossProducts:
