@@ -112,6 +112,8 @@ class BatchPQL:
         PQL's stopping rule held.
     lmm_converged : ndarray of bool
         The inner optimiser met its tolerance in the last PQL iteration.
+    mu : ndarray, shape (F, nobs)
+        Conditional means of the last iteration (rows in the design's order).
     """
 
     params: np.ndarray
@@ -123,6 +125,7 @@ class BatchPQL:
     n_iter: np.ndarray
     converged: np.ndarray
     lmm_converged: np.ndarray
+    mu: np.ndarray
 
 
 class _Stats:
@@ -308,7 +311,8 @@ def fit_pql_batch(design, Y, theta, eta, mu, maxiter=10, tol=1e-6):
     p, G = design.X.shape[1], design.n_groups
     out = BatchPQL(np.full((F, p), np.nan), np.full((F, p, p), np.nan), np.full(F, np.nan),
                    np.full(F, np.nan), np.full((F, G), np.nan), np.full(F, np.nan),
-                   np.zeros(F, dtype=int), np.zeros(F, dtype=bool), np.zeros(F, dtype=bool))
+                   np.zeros(F, dtype=int), np.zeros(F, dtype=bool), np.zeros(F, dtype=bool),
+                   None)
     eta, mu = eta.copy(), mu.copy()
     rel_sd = None
     active = np.arange(F)
@@ -333,5 +337,5 @@ def fit_pql_batch(design, Y, theta, eta, mu, maxiter=10, tol=1e-6):
         active = active[~done]
         if active.size == 0:
             break
-    out.rel_sd = rel_sd
+    out.rel_sd, out.mu = rel_sd, mu
     return out

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _validation
+from ..core import negbin
 from ..core.batched_glm import fit_nb_glm_batch
 from ..core.batched_theta import estimate_theta_batch
 from ..core.batched_pql import GroupDesign, fit_pql_batch
@@ -163,7 +164,13 @@ def _fit_sub(md, Ys, sub, out, errors, warns):
         glm = fit_nb_glm_batch(Ys, d.cross, d.offset, theta)
         runaway = np.zeros(F, dtype=bool)
         theta_conv, se = np.ones(F, dtype=bool), np.full(F, np.nan)
-    ok = glm.ok.copy()
+    for f in np.flatnonzero(~glm.ok):
+        errors[sub[f]] = ("LinAlgError: the NB GLM's normal equations are not positive "
+                          "definite; the counts cannot identify the fixed effects")
+    glm_bad = _degenerate(Ys, glm.mu, "the fixed-effects NB GLM", separation=True)
+    for f in np.flatnonzero(glm.ok & (glm_bad != "")):
+        errors[sub[f]] = glm_bad[f]
+    ok = glm.ok & (glm_bad == "")
     pql = fit_pql_batch(d, Ys[ok], theta[ok], glm.eta[ok], glm.mu[ok],
                         maxiter=md.maxiter, tol=md.tol)
     T = md.transform
@@ -179,12 +186,35 @@ def _fit_sub(md, Ys, sub, out, errors, warns):
     out["var_re"][rows], out["scale"][rows] = pql.cov_re, pql.scale
     out["n_iter"][rows] = pql.n_iter
     out["converged"][rows] = pql.converged & pql.lmm_converged
-    for f in np.flatnonzero(~ok):
-        errors[sub[f]] = ("LinAlgError: the NB GLM's normal equations are not positive "
-                          "definite; the counts cannot identify the fixed effects")
-        out["theta"][sub[f]] = np.nan
+    out["theta"][sub[~ok]] = np.nan
+    pql_bad = _degenerate(Ys[ok], pql.mu, "the PQL fit")
     for i, f in enumerate(rows):
-        _flag(f, i, pql, runaway[ok][i], theta_conv[ok][i], theta[ok][i], errors, warns, out)
+        if pql_bad[i]:
+            errors[f] = pql_bad[i]
+            out["coef"][f] = out["bse"][f] = np.nan
+            out["converged"][f] = False
+        else:
+            _flag(f, i, pql, runaway[ok][i], theta_conv[ok][i], theta[ok][i], errors, warns, out)
+
+
+def _degenerate(Y, mu, stage, separation=False):
+    """The model's checks of fitted means (``NegBinMixedGLM._check_means``), row by row.
+
+    Returns the error message of every feature ('' where its means are fine).
+    """
+    msg = np.full(Y.shape[0], "", dtype=object)
+    if separation:
+        sep = (Y == 0) & (mu < negbin.MEAN_RATIO_MIN * Y.mean(axis=1, keepdims=True))
+        for f in np.flatnonzero(sep.any(axis=1)):
+            msg[f] = (f"ValueError: complete separation: {stage} drives the fitted means of "
+                      f"{int(sep[f].sum())} row(s), all with count 0, to 0; a fixed effect is "
+                      "running off to minus infinity (its estimate means nothing)")
+    bad = negbin.degenerate_means(Y, mu)
+    for f in np.flatnonzero(bad.any(axis=1) & (msg == "")):
+        msg[f] = (f"ValueError: {stage} gives fitted means numerically 0 against their "
+                  f"counts, or not finite, in {int(bad[f].sum())} row(s); check their "
+                  "exposure or offset")
+    return msg
 
 
 def _flag(f, i, pql, runaway, theta_conv, theta, errors, warns, out):
