@@ -39,6 +39,12 @@ def fit_case(data, expected, **fit_kwargs):
     return model.fit(**fit_kwargs)
 
 
+def printed_random_effect(text, label):
+    """The variance and SD a summary prints on the line of one random effect."""
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith(label))
+    return tuple(float(v) for v in line.split()[-2:])
+
+
 @pytest.fixture(scope="session")
 def seed_data():
     from glmmnb.datasets import microscopy
