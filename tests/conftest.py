@@ -1,8 +1,11 @@
 """Shared fixtures: the R reference cases stored beside the tests."""
 
+import functools
 import json
+import os
 import pathlib
 import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -11,7 +14,40 @@ import pytest
 DATA = pathlib.Path(__file__).parent / "data"
 REFERENCE = DATA / "reference"
 
-requires_r = pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not installed")
+# Tests that run R live carry this marker (optionally naming R packages beyond
+# MASS and nlme: @pytest.mark.requires_r("lme4")). Without R they skip, unless
+# GLMMNB_REQUIRE_R=1 (CI sets it): then they fail, so R's absence is never silent.
+requires_r = pytest.mark.requires_r
+R_PACKAGES = ("MASS", "nlme")
+
+
+@functools.lru_cache(maxsize=None)
+def r_missing(packages=R_PACKAGES):
+    """Why R cannot run these tests (a message), or None when it can."""
+    exe = shutil.which("Rscript")
+    if exe is None:
+        return "Rscript is not installed"
+    code = "for (p in commandArgs(TRUE)) if (!requireNamespace(p, quietly = TRUE)) cat(p, '')"
+    out = subprocess.run([exe, "-e", code, *packages], capture_output=True,
+                         text=True, timeout=120)
+    lacking = out.stdout.split()
+    return f"R lacks the package(s) {', '.join(lacking)}" if lacking else None
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "requires_r(*packages): the test runs Rscript live")
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("requires_r")
+    if marker is None:
+        return
+    why = r_missing(tuple(dict.fromkeys(R_PACKAGES + tuple(marker.args))))
+    if why is None:
+        return
+    if os.environ.get("GLMMNB_REQUIRE_R") == "1":
+        pytest.fail(f"GLMMNB_REQUIRE_R=1 but {why}", pytrace=False)
+    pytest.skip(why)
 
 
 def load_case(folder):
