@@ -34,13 +34,14 @@ def test_seed_numbers_match_the_tutorial(seed_fit):
 
 
 def test_conf_int_uses_ddf(seed_fit):
+    """R's intervals(glmm)$fixed: est -/+ qt(0.975, c(196, 2)) * Std.Error."""
     from scipy import stats
 
-    q = stats.t.ppf(0.975, 2)
-    lo, hi = seed_fit.conf_int().iloc[1]
-    assert lo == pytest.approx(seed_fit.params.iloc[1] - q * seed_fit.bse.iloc[1])
-    assert hi == pytest.approx(seed_fit.params.iloc[1] + q * seed_fit.bse.iloc[1])
-    assert seed_fit.conf_int(alpha=0.1).iloc[1, 0] > lo
+    R_EST, R_SE = np.array([1.6174061, 0.3988294]), np.array([0.04919156, 0.06472175])
+    for alpha in (0.05, 0.1):
+        half = stats.t.ppf(1 - alpha / 2, [196, 2]) * R_SE
+        np.testing.assert_allclose(seed_fit.conf_int(alpha=alpha),
+                                   np.column_stack([R_EST - half, R_EST + half]), rtol=1e-5)
 
 
 def test_t_test_string_hypothesis_matches_table(seed_fit):
@@ -155,9 +156,16 @@ def test_random_slope_summary_shows_correlation():
 
 
 def test_rate_ratios_and_their_summary_table(seed_fit):
+    """R: exp(fixef(glmm)) and exp(intervals(glmm)$fixed)."""
+    from scipy import stats
+
+    R_EST, R_SE = np.array([1.6174061, 0.3988294]), np.array([0.04919156, 0.06472175])
+    half = stats.t.ppf(0.975, [196, 2]) * R_SE
     irr = seed_fit.rate_ratios()
-    np.testing.assert_allclose(irr["IRR"], np.exp(seed_fit.params))
-    np.testing.assert_allclose(irr.iloc[:, 1:], np.exp(seed_fit.conf_int()))
-    assert irr["IRR"].iloc[0] == pytest.approx(5.04, abs=5e-3)
+    np.testing.assert_allclose(irr["IRR"], np.exp(R_EST), rtol=1e-6)
+    np.testing.assert_allclose(irr.iloc[:, 1:], np.exp(np.column_stack([R_EST - half,
+                                                                        R_EST + half])),
+                               rtol=1e-5)
+    assert list(irr.columns) == ["IRR", "[0.025", "0.975]"]
     plain, with_irr = seed_fit.summary().as_text(), seed_fit.summary(rate_ratios=True).as_text()
     assert "IRR" not in plain and "IRR" in with_irr and "1.4901" in with_irr
