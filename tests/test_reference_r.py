@@ -199,3 +199,26 @@ def test_every_case_is_compared():
     for p in CASES:
         exp = EXPECTED[p.name]
         assert levels[p.name] == [exp["groups"], *(exp["vc_formula"] or {})], p.name
+
+
+@pytest.mark.parametrize("folder", [p for p in CASES if (NESTED_RANEF / f"{p.name}.json").exists()],
+                         ids=_ids)
+def test_random_effects_dict_holds_each_groups_nested_blups(folder):
+    """MixedLM's layout: each outer group carries the BLUPs of the groups nested in it.
+
+    R's labels say where a group lies: "day1/s001/f2" is in experiment day1.
+    """
+    res, exp = _fit(folder), EXPECTED[folder.name]
+    re = res.random_effects
+    levels = _ranef_levels(folder)
+    _, outer_groups, outer_values = levels[0]
+    assert sorted(re) == sorted(outer_groups)
+    for g, top in zip(outer_groups, outer_values):
+        want = dict(zip(res.ranef().columns, top))
+        for level, groups, values in levels[1:]:
+            want.update({f"{level}[{lab}]": v[0] for lab, v in zip(groups, values)
+                         if lab.split("/")[0] == g})
+        got = re[g]
+        assert sorted(got.index) == sorted(want), g
+        np.testing.assert_allclose(got[list(want)].to_numpy(), list(want.values()),
+                                   rtol=0, atol=1e-5, err_msg=g)
