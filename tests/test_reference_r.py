@@ -4,7 +4,9 @@ Every number R stored is compared: the fixed-effects table, the covariance of
 the fixed effects, the full random-effects covariance of the groups (SDs,
 correlations, entries), each nested component, the BLUPs of every level
 (nested levels from tests/data/r/make_nested_ranef.R), the fitted values, the
-residual SD, the iteration count and theta with its SE.  A test is generated
+residual SD, the iteration count, theta with its SE, and the glm.nb fit of the
+fixed part (theta, coefficients, SEs, log-likelihood).  Not compared: the
+glmer.nb and glmmTMB blocks (Laplace fits; glmmnb fits PQL only).  A test is generated
 only for the cases that hold its quantity.
 """
 
@@ -222,3 +224,24 @@ def test_random_effects_dict_holds_each_groups_nested_blups(folder):
         assert sorted(got.index) == sorted(want), g
         np.testing.assert_allclose(got[list(want)].to_numpy(), list(want.values()),
                                    rtol=0, atol=1e-5, err_msg=g)
+
+
+@functools.lru_cache(maxsize=None)
+def _glm_nb(folder):
+    from glmmnb.core.theta import estimate_theta
+
+    model = _fit(folder).model
+    return estimate_theta(model.endog, model.exog, model._offset)
+
+
+@pytest.mark.parametrize("folder", CASES, ids=_ids)
+@pytest.mark.parametrize("tier_", sorted(TIERS))
+def test_glm_nb_block(folder, tier_):
+    """R's glm.nb of the fixed part: theta, its SE, coefficients, SEs, log-likelihood."""
+    fit, ref = _glm_nb(folder), EXPECTED[folder.name]["glm_nb"]
+    assert fit.converged and not fit.at_limit
+    assert_close(fit.theta, ref["theta"], tier_, "theta")
+    assert_close(fit.se_theta, ref["se_theta"], tier_, "se_theta")
+    assert_close(fit.glm.params, ref["params"], tier_, "params")
+    assert_close(np.sqrt(np.diag(fit.glm.cov_params)), ref["bse"], tier_, "bse")
+    assert_close(fit.loglike, ref["loglik"], tier_, "loglik")

@@ -30,6 +30,7 @@ ACCEPTANCE = {
     "re_sd": (2e-2, 2e-3),         # SDs and correlations of random effects
     "ranef": (2e-2, 2e-3),
     "se_theta": (1e-3, 0.0),
+    "loglik": (1e-6, 0.0),         # not in the README: glm.nb's log-likelihood
 }
 
 REGRESSION = {
@@ -44,6 +45,7 @@ REGRESSION = {
     "re_sd": (2e-5, 1e-6),         # SDs 4.5e-6 rel (x04); correlations 4.0e-7 abs (x02)
     "ranef": (1e-5, 0.0),          # absolute / the component's SD: 3.3e-6 (x04)
     "se_theta": (5e-4, 0.0),       # 2.3e-4 (v07: R's SE.theta lags its last theta step)
+    "loglik": (1e-10, 0.0),        # 6.2e-14 (v02_seed_sub3)
 }
 
 # absolute tolerances for boundary components only: variance, and BLUP
