@@ -120,6 +120,18 @@ def test_resid_sd(case, tier):
     assert_close(np.sqrt(res.scale), exp["pql"]["resid_sd"], tier, "resid_sd")
 
 
+def test_rows_groups_and_names(case):
+    """R's N, its number of groups per level, and its coefficient names (patsy's order)."""
+    res, exp = case
+    assert res.nobs == exp["n_obs"]
+    counts = {exp["groups"]: res.n_groups}
+    counts.update({name: len(res.ranef(name)) for name in res.model.vc_names})
+    assert counts == exp["pql"]["n_groups"]
+    r_names = [n.replace("(Intercept)", "Intercept") for n in exp["pql"]["param_names_r"]]
+    ours = [n.replace("[T.", "").replace("]", "") for n in res.model.exog_names]
+    assert ours == r_names
+
+
 def test_n_iter(case):
     res, exp = case
     assert res.n_iter == exp["pql"]["n_iter"]
