@@ -50,6 +50,24 @@ def pytest_runtest_setup(item):
     pytest.skip(why)
 
 
+# Under mutmut (tox -e mutation) every test fits afresh. mutmut forks its
+# workers from the process that ran the suite, so a cached fit would be the
+# unmutated one, and it runs for a mutant only the tests that called the
+# mutated function, so a fit shared by several tests would be charged to the
+# first of them alone.
+UNDER_MUTATION = "MUTANT_UNDER_TEST" in os.environ
+
+
+def fit_scope(fixture_name, config):
+    """Scope of a fixture that holds a fit: the module, or each test under mutmut."""
+    return "function" if UNDER_MUTATION else "module"
+
+
+def fit_cache(func):
+    """``functools.lru_cache`` for functions that fit, except under mutmut."""
+    return func if UNDER_MUTATION else functools.lru_cache(maxsize=None)(func)
+
+
 def load_case(folder):
     """Data (subset to the fitted rows) and R's expected numbers of one case."""
     expected = json.loads((folder / "expected.json").read_text())
@@ -88,7 +106,7 @@ def seed_data():
     return microscopy.load_pandas().data
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope=fit_scope)
 def seed_fit(seed_data):
     from glmmnb import NegBinMixedGLM
 

@@ -4,14 +4,13 @@ For each input that can hold a missing value, the fit with NaNs in three rows
 must equal (by value) the fit on the data without those rows.
 """
 
-import functools
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DATA, REFERENCE
+from conftest import DATA, REFERENCE, fit_cache
 from glmmnb import NegBinMixedGLM
 
 NESTED = pd.read_csv(DATA / "r" / "x06_slope_and_nested" / "data.csv")
@@ -76,7 +75,7 @@ def _fit(model):
         return model.fit()
 
 
-@functools.lru_cache(maxsize=None)
+@fit_cache
 def _clean_fit(build, area_only_in_re):
     """The fit on the data without ROWS (one per design, shared by the scenarios)."""
     data = OFFSET if build is offset_fit else NESTED

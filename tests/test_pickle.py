@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from conftest import DATA, REFERENCE
+from conftest import DATA, REFERENCE, fit_scope
 from glmmnb import NegBinMixedGLM
 from glmmnb.results import NegBinMixedGLMResults
 
@@ -50,7 +50,7 @@ STRUCTURES = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(STRUCTURES))
+@pytest.fixture(scope=fit_scope, params=sorted(STRUCTURES))
 def structured(request):
     return STRUCTURES[request.param]().fit()
 

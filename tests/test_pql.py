@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DATA, REFERENCE
+from conftest import DATA, REFERENCE, fit_scope
 from glmmnb.core.lmm import Level
 from glmmnb.core.pql import fit_pql
 from tolerances import assert_close
@@ -37,7 +37,7 @@ def _offset_case():
                  ref["theta"], np.ones((len(data), 1)), [Level(codes, len(labels), (0,))])
 
 
-@pytest.fixture(scope="module", params=["tiny", "offset_fixed_theta"])
+@pytest.fixture(scope=fit_scope, params=["tiny", "offset_fixed_theta"])
 def case(request):
     ref, args = _tiny() if request.param == "tiny" else _offset_case()
     return ref, args, fit_pql(*args)           # R's defaults: niter 10, tolerance 1e-6

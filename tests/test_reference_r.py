@@ -10,14 +10,13 @@ glmer.nb and glmmTMB blocks (Laplace fits; glmmnb fits PQL only).  A test is gen
 only for the cases that hold its quantity.
 """
 
-import functools
 import json
 import warnings
 
 import numpy as np
 import pytest
 
-from conftest import DATA, REFERENCE, fit_case, load_case
+from conftest import DATA, REFERENCE, fit_cache, fit_case, load_case
 from tolerances import TIERS, assert_close, assert_cov_re_close, assert_ranef_close
 
 # the shared reference fits, then our own (tests/data/r/make_extra_references.R)
@@ -44,7 +43,7 @@ def _ranef_levels(folder):
 RANEF = [(p, lev) for p in CASES for lev, _, _ in _ranef_levels(p)]
 
 
-@functools.lru_cache(maxsize=None)
+@fit_cache
 def _fit(folder):
     data, expected = load_case(folder)
     with warnings.catch_warnings():
@@ -238,7 +237,7 @@ def test_random_effects_dict_holds_each_groups_nested_blups(folder):
                                    rtol=0, atol=1e-5, err_msg=g)
 
 
-@functools.lru_cache(maxsize=None)
+@fit_cache
 def _glm_nb(folder):
     from glmmnb.core.theta import estimate_theta
 

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+from conftest import REFERENCE, fit_scope, load_case
 from glmmnb import NegBinMixedGLM
+from tolerances import assert_close
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=fit_scope)
 def study(seed_fit):
     return seed_fit.subsample(size=100, n_rep=12, random_state=7)
 
@@ -101,9 +103,6 @@ class _KnownRows:
 @pytest.mark.parametrize("case", [f"v02_seed_sub{i}" for i in range(1, 6)])
 def test_a_replicate_on_rs_rows_is_rs_fit(seed_data, case, monkeypatch):
     """R refitted glmmPQL on these rows with theta = the subset's glm.nb theta."""
-    from conftest import REFERENCE, load_case
-    from tolerances import assert_close
-
     _, exp = load_case(REFERENCE / case)
     full = NegBinMixedGLM.from_formula("counts ~ RNAi", seed_data, groups="slide",
                                        theta=exp["theta"]).fit()
