@@ -63,8 +63,6 @@ def test_parameter_intervals_use_each_parameters_df(seed_fit):
     assert_close((ci[:, 1] - ci[:, 0]) / (2 * q), SEED["pql"]["bse"], "regression", "bse")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: wald_test uses df_resid (196) for every "
-                   "constraint instead of the df of the parameters involved")
 def test_wald_test_of_a_mixed_contrast_uses_two_df(seed_fit):
     wt = seed_fit.wald_test("Intercept + RNAi[T.Target] = 0", scalar=True)
     *_, p, _ = by_hand(np.array([1.0, 1.0]), 2)

@@ -3,7 +3,7 @@
 ``ACCEPTANCE`` is what "matches R" means in tests/data/reference/README.md.
 ``REGRESSION`` sits a little above what glmmnb achieves today, so that a
 change that moves a number by far less than the acceptance tolerance still
-fails.  Achieved figures (largest difference over the 21 stored cases, from
+fails.  Achieved figures (largest difference over all stored cases, from
 ``python tests/tolerances.py``) are in the comments: widen a regression
 tolerance only with a reason, never to make a red test green.
 
@@ -36,13 +36,13 @@ ACCEPTANCE = {
 REGRESSION = {
     "theta": (1e-6, 0.0),          # achieved 2.4e-7 (x01)
     "params": (1e-6, 1e-9),        # 2.1e-7 (x06)
-    "bse": (1e-5, 0.0),            # 3.3e-6 (v01)
-    "tvalues": (1e-5, 0.0),        # 3.3e-6 (v01)
-    "pvalues": (1e-3, 0.0),        # 4.8e-4 (v01)
-    "cov_params": (2e-5, 1e-12),   # 6.5e-6 (v01)
+    "bse": (2e-5, 0.0),            # 1.1e-5 (x08_large_counts; 3.3e-6 elsewhere, v01)
+    "tvalues": (2e-5, 0.0),        # 1.1e-5 (x08; 3.3e-6 elsewhere, v01)
+    "pvalues": (2e-3, 0.0),        # 1.2e-3 (x08; 4.8e-4 elsewhere, v01)
+    "cov_params": (4e-5, 1e-12),   # 2.2e-5 (x08; 6.5e-6 elsewhere, v01)
     "resid_sd": (2e-6, 0.0),       # 9.4e-7 (v02_seed_sub3)
     "fitted": (0.0, 2e-6),         # 9.3e-7 absolute on the link scale (x06)
-    "re_sd": (2e-5, 1e-6),         # SDs 4.5e-6 rel (x04); correlations 4.0e-7 abs (x02)
+    "re_sd": (3e-5, 1e-6),         # SDs 1.1e-5 rel (x08); correlations 4.0e-7 abs (x02)
     "ranef": (1e-5, 0.0),          # absolute / the component's SD: 3.3e-6 (x04)
     "se_theta": (5e-4, 0.0),       # 2.3e-4 (v07: R's SE.theta lags its last theta step)
     "loglik": (1e-10, 0.0),        # 6.2e-14 (v02_seed_sub3)

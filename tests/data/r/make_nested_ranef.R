@@ -7,7 +7,7 @@
 # Usage (from the repository root):
 #   Rscript tests/data/r/make_nested_ranef.R
 #
-# Output: tests/data/r/nested_ranef/<case>.json with
+# Output: tests/data/r_nested_ranef/<case>.json with
 #   params        the refit's fixed effects (as expected.json's pql.params)
 #   ranef         {level: {groups: [...], values: [[...], ...]}}, outermost
 #                 level first; groups are nlme's labels ("day1/s001"), values
@@ -60,7 +60,7 @@ for (name in names(cases)) {
                     nlme = as.character(packageVersion("nlme"))))
   writeLines(toJSON(out, auto_unbox = TRUE, pretty = TRUE, digits = NA,
                     matrix = "rowmajor"),
-             file.path(script_dir, "nested_ranef", paste0(name, ".json")))
+             file.path(script_dir, "..", "r_nested_ranef", paste0(name, ".json")))
   cat(sprintf("%-22s levels %s; max |params - expected| %.1e\n", name,
               paste(names(re), collapse = ","),
               max(abs(unname(fixef(fit)) - unlist(exp$pql$params)))))
