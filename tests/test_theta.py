@@ -38,3 +38,13 @@ def test_underdispersed_counts_run_to_the_poisson_limit():
     assert fit.converged
     # the GLM is then the Poisson GLM: its mean is the sample mean
     assert float(np.exp(fit.glm.params[0])) == pytest.approx(5.0, rel=1e-10)
+
+
+def test_alternation_cut_short_is_not_converged():
+    """One glm.nb alternation cannot reach the joint optimum: say so."""
+    ref = R["seed"]
+    y = np.asarray(ref["y"], float)
+    X = np.column_stack([np.ones(y.size), np.repeat([0.0, 0.0, 1.0, 1.0], 50)])  # RNAi
+    full = estimate_theta(y, X, np.zeros(y.size))
+    short = estimate_theta(y, X, np.zeros(y.size), maxiter=1)
+    assert full.converged and not short.converged and short.n_iter == 1
