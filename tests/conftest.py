@@ -1,8 +1,11 @@
 """Shared fixtures: the R reference cases stored beside the tests."""
 
+import functools
 import json
+import os
 import pathlib
 import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -11,7 +14,58 @@ import pytest
 DATA = pathlib.Path(__file__).parent / "data"
 REFERENCE = DATA / "reference"
 
-requires_r = pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not installed")
+# Tests that run R live carry this marker (optionally naming R packages beyond
+# MASS and nlme: @pytest.mark.requires_r("lme4")). Without R they skip, unless
+# GLMMNB_REQUIRE_R=1 (CI sets it): then they fail, so R's absence is never silent.
+requires_r = pytest.mark.requires_r
+R_PACKAGES = ("MASS", "nlme")
+
+
+@functools.lru_cache(maxsize=None)
+def r_missing(packages=R_PACKAGES):
+    """Why R cannot run these tests (a message), or None when it can."""
+    exe = shutil.which("Rscript")
+    if exe is None:
+        return "Rscript is not installed"
+    code = "for (p in commandArgs(TRUE)) if (!requireNamespace(p, quietly = TRUE)) cat(p, '')"
+    out = subprocess.run([exe, "-e", code, *packages], capture_output=True,
+                         text=True, timeout=120)
+    lacking = out.stdout.split()
+    return f"R lacks the package(s) {', '.join(lacking)}" if lacking else None
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "requires_r(*packages): the test runs Rscript live")
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("requires_r")
+    if marker is None:
+        return
+    why = r_missing(tuple(dict.fromkeys(R_PACKAGES + tuple(marker.args))))
+    if why is None:
+        return
+    if os.environ.get("GLMMNB_REQUIRE_R") == "1":
+        pytest.fail(f"GLMMNB_REQUIRE_R=1 but {why}", pytrace=False)
+    pytest.skip(why)
+
+
+# Under mutmut (tox -e mutation) every test fits afresh. mutmut forks its
+# workers from the process that ran the suite, so a cached fit would be the
+# unmutated one, and it runs for a mutant only the tests that called the
+# mutated function, so a fit shared by several tests would be charged to the
+# first of them alone.
+UNDER_MUTATION = "MUTANT_UNDER_TEST" in os.environ
+
+
+def fit_scope(fixture_name, config):
+    """Scope of a fixture that holds a fit: the module, or each test under mutmut."""
+    return "function" if UNDER_MUTATION else "module"
+
+
+def fit_cache(func):
+    """``functools.lru_cache`` for functions that fit, except under mutmut."""
+    return func if UNDER_MUTATION else functools.lru_cache(maxsize=None)(func)
 
 
 def load_case(folder):
@@ -39,6 +93,12 @@ def fit_case(data, expected, **fit_kwargs):
     return model.fit(**fit_kwargs)
 
 
+def printed_random_effect(text, label):
+    """The variance and SD a summary prints on the line of one random effect."""
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith(label))
+    return tuple(float(v) for v in line.split()[-2:])
+
+
 @pytest.fixture(scope="session")
 def seed_data():
     from glmmnb.datasets import microscopy
@@ -46,7 +106,7 @@ def seed_data():
     return microscopy.load_pandas().data
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope=fit_scope)
 def seed_fit(seed_data):
     from glmmnb import NegBinMixedGLM
 

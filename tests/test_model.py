@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import glmmnb.api as gnb
-from conftest import REFERENCE
+from conftest import REFERENCE, printed_random_effect
 from glmmnb import NegBinMixedGLM
 from glmmnb.results import NegBinMixedGLMResultsWrapper
 
@@ -33,19 +33,15 @@ def test_seed_numbers_match_the_tutorial(seed_fit):
     assert seed_fit.theta_source == "glm.nb"
 
 
-def test_bse_is_sqrt_diag_cov_params(seed_fit):
-    np.testing.assert_allclose(seed_fit.bse, np.sqrt(np.diag(seed_fit.cov_params())))
-    np.testing.assert_allclose(seed_fit.tvalues, seed_fit.params / seed_fit.bse)
-
-
 def test_conf_int_uses_ddf(seed_fit):
+    """R's intervals(glmm)$fixed: est -/+ qt(0.975, c(196, 2)) * Std.Error."""
     from scipy import stats
 
-    q = stats.t.ppf(0.975, 2)
-    lo, hi = seed_fit.conf_int().iloc[1]
-    assert lo == pytest.approx(seed_fit.params.iloc[1] - q * seed_fit.bse.iloc[1])
-    assert hi == pytest.approx(seed_fit.params.iloc[1] + q * seed_fit.bse.iloc[1])
-    assert seed_fit.conf_int(alpha=0.1).iloc[1, 0] > lo
+    R_EST, R_SE = np.array([1.6174061, 0.3988294]), np.array([0.04919156, 0.06472175])
+    for alpha in (0.05, 0.1):
+        half = stats.t.ppf(1 - alpha / 2, [196, 2]) * R_SE
+        np.testing.assert_allclose(seed_fit.conf_int(alpha=alpha),
+                                   np.column_stack([R_EST - half, R_EST + half]), rtol=1e-5)
 
 
 def test_t_test_string_hypothesis_matches_table(seed_fit):
@@ -67,10 +63,11 @@ def test_no_likelihood_like_r(seed_fit):
 
 def test_predict_population_and_conditional(seed_fit, seed_data):
     new = pd.DataFrame({"RNAi": ["Control", "Target"]})
-    np.testing.assert_allclose(seed_fit.predict(new), [5.04, 7.51], atol=5e-3)
-    np.testing.assert_allclose(seed_fit.predict(new), np.exp(np.cumsum(seed_fit.params)))
-    np.testing.assert_allclose(seed_fit.predict(), seed_fit.fittedvalues)
-    np.testing.assert_allclose(seed_fit.resid, seed_data["counts"] - seed_fit.fittedvalues)
+    # R: exp(fixef(glmm)) and exp(sum(fixef(glmm))) of the tutorial's fit
+    np.testing.assert_allclose(seed_fit.predict(new), np.exp([1.6174061, 1.6174061 + 0.3988294]),
+                               rtol=1e-6)
+    # R: fitted(glmm) is conditional; its first value on the link scale
+    assert np.log(np.asarray(seed_fit.predict())[0]) == pytest.approx(1.61787544351045, rel=1e-6)
 
 
 def test_random_effects_dict(seed_fit):
@@ -137,9 +134,13 @@ def test_summary_renders_everywhere(seed_fit):
     smry = seed_fit.summary()
     text = smry.as_text()
     for piece in ("PQL", "Negative binomial", "25.3326", "glm.nb", "log", "200", "196",
-                  "0.0253", "Std.Err.", "DF", "P>|t|", "0.9936", "0.009717",
+                  "0.0253", "Std.Err.", "DF", "P>|t|", "0.9936",
                   "between/within", "Converged", "50 / 50.0 / 50"):
         assert piece in text, piece
+    variance, sd = printed_random_effect(text, "slide: (Intercept)")
+    # R's VarCorr(glmm): 9.4450e-05 and 0.0097186, within the printed digits
+    assert variance == pytest.approx(9.4450e-05, rel=1e-3)
+    assert sd == pytest.approx(0.0097186, rel=1e-3)
     assert "<table" in smry.as_html() and "0.0253" in smry._repr_html_()
     assert "tabular" in smry.as_latex()
 
@@ -155,9 +156,16 @@ def test_random_slope_summary_shows_correlation():
 
 
 def test_rate_ratios_and_their_summary_table(seed_fit):
+    """R: exp(fixef(glmm)) and exp(intervals(glmm)$fixed)."""
+    from scipy import stats
+
+    R_EST, R_SE = np.array([1.6174061, 0.3988294]), np.array([0.04919156, 0.06472175])
+    half = stats.t.ppf(0.975, [196, 2]) * R_SE
     irr = seed_fit.rate_ratios()
-    np.testing.assert_allclose(irr["IRR"], np.exp(seed_fit.params))
-    np.testing.assert_allclose(irr.iloc[:, 1:], np.exp(seed_fit.conf_int()))
-    assert irr["IRR"].iloc[0] == pytest.approx(5.04, abs=5e-3)
+    np.testing.assert_allclose(irr["IRR"], np.exp(R_EST), rtol=1e-6)
+    np.testing.assert_allclose(irr.iloc[:, 1:], np.exp(np.column_stack([R_EST - half,
+                                                                        R_EST + half])),
+                               rtol=1e-5)
+    assert list(irr.columns) == ["IRR", "[0.025", "0.975]"]
     plain, with_irr = seed_fit.summary().as_text(), seed_fit.summary(rate_ratios=True).as_text()
     assert "IRR" not in plain and "IRR" in with_irr and "1.4901" in with_irr

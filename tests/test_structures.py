@@ -4,18 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REFERENCE
+from conftest import REFERENCE, fit_scope
 from glmmnb import NegBinMixedGLM
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=fit_scope)
 def nested():
     data = pd.read_csv(REFERENCE / "v11_nested" / "data.csv")
     return NegBinMixedGLM.from_formula("counts ~ treatment", data, groups="experiment",
                                        vc_formula={"slide": "0 + C(slide)"}).fit()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=fit_scope)
 def slope():
     data = pd.read_csv(REFERENCE / "v06_random_slope" / "data.csv")
     return NegBinMixedGLM.from_formula("counts ~ treatment + area", data, groups="slide",

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+from conftest import REFERENCE, fit_scope, load_case
 from glmmnb import NegBinMixedGLM
+from tolerances import assert_close
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=fit_scope)
 def study(seed_fit):
     return seed_fit.subsample(size=100, n_rep=12, random_state=7)
 
@@ -71,3 +73,41 @@ def test_dask_backend(seed_fit, study):
         with joblib.parallel_config(backend="dask"):
             out = seed_fit.subsample(size=100, n_rep=12, random_state=7, n_jobs=2)
     np.testing.assert_array_equal(out.pvalues.to_numpy(), study.pvalues.to_numpy())
+
+
+def test_subsets_are_distinct_without_replacement_and_in_range(study):
+    rows = np.sort(study.rows, axis=1)
+    assert (np.diff(rows, axis=1) > 0).all(), "a row drawn twice within one subset"
+    assert rows.min() >= 0 and rows.max() < 200
+    assert len({tuple(r) for r in rows}) == len(rows), "two replicates reuse one subset"
+
+
+def test_same_seed_same_subsets(seed_fit, study):
+    again = seed_fit.subsample(size=100, n_rep=12, random_state=7)
+    np.testing.assert_array_equal(again.rows, study.rows)
+    other = seed_fit.subsample(size=100, n_rep=12, random_state=8)
+    assert not np.array_equal(np.sort(other.rows, axis=1), np.sort(study.rows, axis=1))
+
+
+class _KnownRows:
+    """Stands in for numpy's Generator: hands out R's subsample rows."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def choice(self, n, size, replace):
+        assert not replace and size == len(self.rows)
+        return np.asarray(self.rows)
+
+
+@pytest.mark.parametrize("case", [f"v02_seed_sub{i}" for i in range(1, 6)])
+def test_a_replicate_on_rs_rows_is_rs_fit(seed_data, case, monkeypatch):
+    """R refitted glmmPQL on these rows with theta = the subset's glm.nb theta."""
+    _, exp = load_case(REFERENCE / case)
+    full = NegBinMixedGLM.from_formula("counts ~ RNAi", seed_data, groups="slide",
+                                       theta=exp["theta"]).fit()
+    monkeypatch.setattr(np.random, "default_rng", lambda seed: _KnownRows(exp["rows"]))
+    out = full.subsample(size=len(exp["rows"]), n_rep=1, random_state=0)
+    np.testing.assert_array_equal(out.rows[0], exp["rows"])
+    assert_close(out.params.iloc[0], exp["pql"]["params"], "regression", "params")
+    assert_close(out.pvalues.iloc[0], exp["pql"]["pvalues"], "regression", "pvalues")

@@ -93,13 +93,20 @@ def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None, rows
     --------
     >>> import numpy as np
     >>> from glmmnb.core.lmm import Level
-    >>> rng = np.random.default_rng(2)
-    >>> g = np.repeat(np.arange(30), 20)
-    >>> y = rng.poisson(np.exp(1.0 + 0.3 * rng.normal(size=30)[g])).astype(float)
-    >>> fit = fit_pql(y, np.ones((600, 1)), np.zeros(600), 50.0,
-    ...               np.ones((600, 1)), [Level(g, 30, (0,))])
-    >>> fit.converged, round(float(fit.lmm.params[0]), 2)
-    (True, 0.95)
+    >>> y = np.array([2, 4, 3, 5, 1, 6, 8, 7, 9, 5, 3, 2, 4, 1, 2,
+    ...               7, 5, 9, 6, 8, 4, 3, 5, 6, 2, 1, 0, 2, 3, 1], dtype=float)
+    >>> g = np.repeat(np.arange(6), 5)
+    >>> fit = fit_pql(y, np.ones((30, 1)), np.zeros(30), 50.0,
+    ...               np.ones((30, 1)), [Level(g, 6, (0,))])
+
+    R's ``glmmPQL(y ~ 1, random = ~ 1 | g, family = negative.binomial(50))``
+    on these counts gives the intercept 1.297040 and sigma 0.735018 after
+    4 iterations:
+
+    >>> fit.converged, fit.n_iter
+    (True, 4)
+    >>> round(float(fit.lmm.params[0]), 6), round(float(np.sqrt(fit.lmm.scale)), 6)
+    (1.29704, 0.735018)
     """
     if glm is None:
         glm = fit_nb_glm(y, X, offset, theta)
