@@ -59,8 +59,11 @@ def test_group_labels_are_only_names(seed, labels):
     a, b = fit(data), fit(relabelled)
     np.testing.assert_allclose(b.params, a.params, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(b.bse, a.bse, rtol=1e-5)
+    # a variance at the boundary leaves BLUPs of ~1e-6 residual SDs that the flat
+    # likelihood does not pin down, so they get an absolute floor on that scale
+    boundary_floor = 1e-5 * np.sqrt(a.scale)
     np.testing.assert_allclose(b.ranef().loc[labels].to_numpy(),
-                               a.ranef().to_numpy(), rtol=1e-4, atol=1e-8)
+                               a.ranef().to_numpy(), rtol=1e-4, atol=boundary_floor)
 
 
 @PROPERTY
