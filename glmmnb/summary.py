@@ -145,6 +145,11 @@ def _warnings(res):
     if res.theta_at_limit:
         notes.append("WARNING: theta ran off to infinity (no overdispersion); "
                      "the model is effectively a Poisson GLMM.")
+    sep = getattr(res, "separation", None)
+    if sep:
+        notes.append(f"WARNING: complete separation: fitted means numerically 0 in "
+                     f"{len(sep['rows'])} row(s) with count 0; {', '.join(sep['params'])} "
+                     "run(s) off to minus infinity (estimate, SE and p-value not meaningful).")
     for comp in getattr(res, "singular_components", ()):
         notes.append(f"WARNING: boundary (singular) fit: {comp}.")
     zero_df = [n for n, d in zip(_names(res), np.asarray(res.ddf)) if d <= 0]

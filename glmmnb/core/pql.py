@@ -124,6 +124,10 @@ def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None, rows
         lmm = _fit_lmm(rows, X, z, w, Z, levels, theta0=theta_re)
         theta_re = lmm.theta
         eta, mu, change, size = _update(lmm.fitted, off, eta)
+        if not np.isfinite(mu).all():
+            # exp overflowed: the caller reports the rows; another inner fit
+            # on infinite weights would only fail inside the solver
+            break
         if change < tol * size:
             converged = True
             break
