@@ -286,12 +286,15 @@ class NegBinMixedGLM(base.LikelihoodModel):
         TypeError, ValueError
             If ``maxiter`` or ``tol`` is invalid, or for an unknown keyword;
             ValueError also if the random-effects design cannot be estimated
-            (an all-zero column, more random coefficients than groups).
+            (an all-zero column, more random coefficients than groups), if a
+            fitted mean is numerically 0 against a positive count, or under
+            complete separation that leaves no residual variation (R errors).
         NotImplementedError
             For ``cov_type=`` and other options PQL does not have.
         FloatingPointError
             If the fit breaks down (zero residual variance, non-finite
-            estimates) instead of returning NaN.
+            estimates, the ``glm.nb`` theta or the PQL iterations diverging,
+            e.g. from one extreme exposure) instead of returning NaN.
 
         Warns
         -----
@@ -300,7 +303,11 @@ class NegBinMixedGLM(base.LikelihoodModel):
             results then have ``converged = False``.  Also if the ``glm.nb``
             estimate of theta did not converge, and with
             ``ddf="satterthwaite"`` if the variance parameters are not at a
-            minimum of the deviance (as lmerTest warns).
+            minimum of the deviance (as lmerTest warns).  Also under complete
+            separation (zero counts whose fitted means run to 0, e.g. a factor
+            level with only zeros): the fit goes on as R's ``glmmPQL`` does,
+            the coefficients along the separated direction run off (huge SE,
+            p ~ 1) and ``res.separation`` names them and the rows.
         glmmnb.core.singular.SingularFitWarning
             If a random-effects component is at the boundary (lme4's
             ``isSingular``): the results have ``is_singular = True`` and

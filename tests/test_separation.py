@@ -149,3 +149,18 @@ def test_one_exposure_of_1e6_poisson_diverging_is_a_clear_error(seed_data):
                                         theta=np.inf)
     with pytest.raises(FloatingPointError, match=r"PQL iterations diverged.*row 7"):
         model.fit()
+
+
+def test_separation_with_many_iterations_keeps_fitting_as_r():
+    """R floors the means at .Machine$double.eps, so its runaway coefficient moves on
+    by 1 per iteration without the weights reaching 0; so does glmmnb's."""
+    ref = R["s4_more_rows"]["pql_fixed_theta"]
+    data = pd.read_csv(HERE / "s4_more_rows.csv")
+    model = NegBinMixedGLM.from_formula("y ~ f + x", data, groups="g", theta=2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = model.fit(maxiter=100)
+    params = np.asarray(res.params)
+    assert params[1] < -100
+    np.testing.assert_allclose(params[[0, 2, 3]], np.asarray(ref["params"])[[0, 2, 3]], rtol=1e-4)
+    np.testing.assert_allclose(np.sqrt(res.scale), ref["resid_sd"], rtol=1e-3)
