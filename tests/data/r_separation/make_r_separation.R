@@ -75,6 +75,16 @@ d4$y <- ifelse(d4$f == "b", 0, rnbinom(n, size = 4, mu = exp(1 + 0.4 * d4$x + u)
 out$s4_more_rows <- case("s4_more_rows", y ~ f + x, ~ 1 | g, d4, formula_py = "y ~ f + x",
                          groups = "g")
 
+# 4b. the same with a random slope of x (re_formula "~x"): lme's default nlminb
+#     stops ("iteration limit reached"), with or without the separated level, so
+#     this is not about separation; with opt = "optim" it fits (for the record only)
+out$s4_slope <- list(formula = "y ~ f + x", groups = "g", re_formula = "~x",
+                     pql_fixed_theta = pql_block(y ~ f + x, ~ x | g, 2, d4),
+                     pql_without_level_b = pql_block(y ~ f + x, ~ x | g, 2, d4[d4$f != "b", ]))
+r <- glmmPQL(y ~ f + x, random = ~ x | g, family = negative.binomial(2), data = d4,
+             verbose = FALSE, control = lmeControl(opt = "optim"))
+out$s4_slope$pql_optim <- list(params = unname(fixef(r)), resid_sd = r$sigma)
+
 # 5. one huge exposure in the seed data (offset log(exposure)): glm.nb, glmmPQL
 #    at theta 25 and Poisson glmmPQL (glmmnb's theta = inf)
 seed <- read.csv("tests/data/reference/v01_seed/data.csv")
