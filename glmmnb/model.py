@@ -349,8 +349,12 @@ class NegBinMixedGLM(base.LikelihoodModel):
                 f"{self._offset_hint()}; the working model is dominated by a few rows")
         self._check_means(pql.mu, "the PQL fit")
         if not pql.converged:
+            # under separation the runaway rows move eta by ~1 per iteration: R's
+            # rule cannot hold however long PQL runs
+            advice = ("increase maxiter" if separation is None else "the separated rows' "
+                      "linear predictor falls by ~1 per iteration, see the separation warning")
             warnings.warn(f"PQL did not converge in {maxiter} iterations (the change in "
-                          "eta stayed above tol); increase maxiter", ConvergenceWarning,
+                          f"eta stayed above tol); {advice}", ConvergenceWarning,
                           stacklevel=2)
         elif not pql.lmm.converged:
             warnings.warn("the optimiser of the random-effects variances stopped without "
@@ -444,8 +448,8 @@ class NegBinMixedGLM(base.LikelihoodModel):
         where = _validation.describe_rows(rows, index)
         warnings.warn(
             f"complete separation: fitted means numerically 0 occurred in {where}, all with "
-            f"count 0 (smallest {mu[rows].min():.3g}); {', '.join(names)} run(s) off towards "
-            "minus infinity along a direction the other rows cannot see, so its estimate, "
+            f"count 0 (smallest {mu[rows].min():.3g}); {', '.join(names)} run(s) off to +-infinity "
+            "along a direction the other rows cannot see, so its estimate, "
             "standard error and p-value (~1) are not meaningful, as in R's glmmPQL; the "
             "other fixed effects, the random-effects and residual SDs are. Drop or merge the "
             "factor level (or covariate range) that has only zero counts",
