@@ -59,8 +59,10 @@ def test_group_labels_are_only_names(seed, labels):
     a, b = fit(data), fit(relabelled)
     np.testing.assert_allclose(b.params, a.params, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(b.bse, a.bse, rtol=1e-5)
+    # a random-intercept SD near 0 is flat in the likelihood (summation order moves it
+    # by ~1%): the predictions agree to 1e-4 of the residual SD
     np.testing.assert_allclose(b.ranef().loc[labels].to_numpy(),
-                               a.ranef().to_numpy(), rtol=1e-4, atol=1e-8)
+                               a.ranef().to_numpy(), rtol=1e-4, atol=1e-4 * np.sqrt(a.scale))
 
 
 @PROPERTY
