@@ -22,6 +22,7 @@ from .core.lmm import _row_structure
 from .core.pql import fit_pql
 from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
 from .core.scaling import standardizing_transform
+from .core.separation import separated_params, separation_transform
 from .core.singular import SingularFitWarning, check_re_design
 from .core.theta import estimate_theta
 
@@ -285,12 +286,15 @@ class NegBinMixedGLM(base.LikelihoodModel):
         TypeError, ValueError
             If ``maxiter`` or ``tol`` is invalid, or for an unknown keyword;
             ValueError also if the random-effects design cannot be estimated
-            (an all-zero column, more random coefficients than groups).
+            (an all-zero column, more random coefficients than groups), if a
+            fitted mean is numerically 0 against a positive count, or under
+            complete separation that leaves no residual variation (R errors).
         NotImplementedError
             For ``cov_type=`` and other options PQL does not have.
         FloatingPointError
             If the fit breaks down (zero residual variance, non-finite
-            estimates) instead of returning NaN.
+            estimates, the ``glm.nb`` theta or the PQL iterations diverging,
+            e.g. from one extreme exposure) instead of returning NaN.
 
         Warns
         -----
@@ -299,7 +303,11 @@ class NegBinMixedGLM(base.LikelihoodModel):
             results then have ``converged = False``.  Also if the ``glm.nb``
             estimate of theta did not converge, and with
             ``ddf="satterthwaite"`` if the variance parameters are not at a
-            minimum of the deviance (as lmerTest warns).
+            minimum of the deviance (as lmerTest warns).  Also under complete
+            separation (zero counts whose fitted means run to 0, e.g. a factor
+            level with only zeros): the fit goes on as R's ``glmmPQL`` does,
+            the coefficients along the separated direction run off (huge SE,
+            p ~ 1) and ``res.separation`` names them and the rows.
         glmmnb.core.singular.SingularFitWarning
             If a random-effects component is at the boundary (lme4's
             ``isSingular``): the results have ``is_singular = True`` and
@@ -326,20 +334,27 @@ class NegBinMixedGLM(base.LikelihoodModel):
         T, Xs, rows = self._design()
         # an overflow in the fits shows in their means, which are checked
         with np.errstate(over="ignore"):
-            try:
-                theta, theta_fit = self._theta_for_fit(Xs)
-                glm = (fit_nb_glm(y, Xs, self._offset, theta) if theta_fit is None
-                       else theta_fit.glm)
-            except SeparationError as err:
-                self._check_means(err.mu, "the fixed-effects NB GLM", separation=True)
-                raise
-            self._check_means(glm.mu, "the fixed-effects NB GLM", separation=True)
+            theta, theta_fit, glm, separation = self._start(Xs)
+            if separation is not None:
+                # the separated basis: a new design for the inner solver
+                T, Xs, rows = T @ separation[2], Xs @ separation[2], None
             pql = fit_pql(y, Xs, self._offset, theta, self._Z, self.levels,
                           maxiter=maxiter, tol=tol, glm=glm, rows=rows)
+        if not np.isfinite(pql.mu).all():
+            index = getattr(self.data, "row_labels", None)
+            raise FloatingPointError(
+                f"the PQL iterations diverged: after {pql.n_iter} inner fit(s) the fitted "
+                "means overflowed (beyond 1e308) in "
+                f"{_validation.describe_rows(~np.isfinite(pql.mu), index)}"
+                f"{self._offset_hint()}; the working model is dominated by a few rows")
         self._check_means(pql.mu, "the PQL fit")
         if not pql.converged:
+            # under separation the runaway rows move eta by ~1 per iteration: R's
+            # rule cannot hold however long PQL runs
+            advice = ("increase maxiter" if separation is None else "the separated rows' "
+                      "linear predictor falls by ~1 per iteration, see the separation warning")
             warnings.warn(f"PQL did not converge in {maxiter} iterations (the change in "
-                          "eta stayed above tol); increase maxiter", ConvergenceWarning,
+                          f"eta stayed above tol); {advice}", ConvergenceWarning,
                           stacklevel=2)
         elif not pql.lmm.converged:
             warnings.warn("the optimiser of the random-effects variances stopped without "
@@ -355,15 +370,92 @@ class NegBinMixedGLM(base.LikelihoodModel):
         _validation.check_fit_finite(params, np.sqrt(np.diag(normalized) * scale),
                                      scale, self.exog_names)
         ddf, working, sens = inference.ddf_for_fit(ddf_method, self, pql.lmm, T)
+        if separation is not None:
+            separation = self._warn_separation(separation, pql.mu)
         res = NegBinMixedGLMResults(
             self, params, normalized, scale, pql=pql, theta=theta,
-            theta_fit=theta_fit, ddf=ddf,
+            theta_fit=theta_fit, ddf=ddf, separation=separation,
             fit_options={"maxiter": maxiter, "tol": tol, "ddf": ddf_method},
             ddf_method=ddf_method, working_lmm=working, sensitivity=sens)
         if res.is_singular:
             warnings.warn("boundary (singular) fit: " + "; ".join(res.singular_components)
                           + " (see res.singular_components)", SingularFitWarning, stacklevel=2)
         return NegBinMixedGLMResultsWrapper(res)
+
+    def _start(self, Xs):
+        """theta, its glm.nb fit, the NB GLM, and the separation found (or None).
+
+        Under complete separation (zero counts whose means the GLM drives to
+        0) the fits are redone in the basis ``Xs @ V`` whose last columns are
+        the directions the other rows cannot see, where the vanishing weights
+        survive the cross-products (see :mod:`glmmnb.core.separation`); the
+        separation is then ``(rows, separated parameters, V)`` and the GLM is
+        that of ``Xs @ V``.
+        """
+        stage = "the fixed-effects NB GLM"
+        try:
+            theta, theta_fit, glm = self._glm_fits(Xs)
+            mu = glm.mu
+        except SeparationError as err:
+            mu = err.mu
+        rows = separated_rows(self.endog, mu)
+        if not rows.any():
+            self._check_means(glm.mu, stage, separation=True)
+            self._warn_theta(theta_fit)
+            return theta, theta_fit, glm, None
+        V, rank = separation_transform(Xs, rows)
+        if rank == Xs.shape[1] or (~rows).sum() <= rank:
+            self._check_means(mu, stage, separation=True)
+        try:
+            theta, theta_fit, glm = self._glm_fits(Xs @ V)
+        except SeparationError as err:
+            self._check_means(err.mu, stage, separation=True)
+            raise
+        self._check_means(glm.mu, stage, separation=~rows)
+        self._warn_theta(theta_fit)
+        T = self._design()[0]
+        return theta, theta_fit, glm, (rows, separated_params(T @ V, rank), V)
+
+    def _glm_fits(self, Xs):
+        """theta (estimated or given), its glm.nb fit and the NB GLM, for the design ``Xs``."""
+        try:
+            theta, theta_fit = self._theta_for_fit(Xs)
+        except FloatingPointError as err:
+            raise FloatingPointError("the glm.nb estimate of theta broke down (R's glm.nb stops "
+                                     "too: \"no valid set of coefficients has been found\"): "
+                                     f"{err}"
+                                     f"{self._offset_hint()}; or pass theta=") from None
+        glm = fit_nb_glm(self.endog, Xs, self._offset, theta) if theta_fit is None else theta_fit.glm
+        return theta, theta_fit, glm
+
+    def _offset_hint(self):
+        """Name the row whose offset lies farthest from the others (if far), for messages."""
+        off = self._offset
+        dev = np.abs(off - np.median(off))
+        i = int(np.argmax(dev))
+        if dev[i] < np.log(1e4):
+            return ""
+        index = getattr(self.data, "row_labels", None)
+        label = i if index is None else np.asarray(index)[i]
+        return (f" (the offset of row {label}, {off[i]:.3g} = log({np.exp(off[i]):.3g}), lies "
+                f"{dev[i]:.3g} log-units from the median: check that exposure or offset)")
+
+    def _warn_separation(self, separation, mu):
+        """Warn that fitted means vanished and which fixed effects run off; their record."""
+        rows, params, _ = separation
+        index = getattr(self.data, "row_labels", None)
+        names = [n for n, s in zip(self.exog_names, params) if s]
+        where = _validation.describe_rows(rows, index)
+        warnings.warn(
+            f"complete separation: fitted means numerically 0 occurred in {where}, all with "
+            f"count 0 (smallest {mu[rows].min():.3g}); {', '.join(names)} run(s) off to +-infinity "
+            "along a direction the other rows cannot see, so its estimate, "
+            "standard error and p-value (~1) are not meaningful, as in R's glmmPQL; the "
+            "other fixed effects, the random-effects and residual SDs are. Drop or merge the "
+            "factor level (or covariate range) that has only zero counts",
+            ConvergenceWarning, stacklevel=3)
+        labels = np.flatnonzero(rows) if index is None else np.asarray(index)[rows]
+        return {"rows": labels.tolist(), "params": names}
 
     def _check_means(self, mu, stage, separation=False):
         """Stop where a fitted mean is numerically 0 against its count (or not finite).
@@ -373,14 +465,13 @@ class NegBinMixedGLM(base.LikelihoodModel):
         zeros only warn, see ``check_grouping``).
         """
         index = getattr(self.data, "row_labels", None)
-        sep = separated_rows(self.endog, mu) if separation else np.zeros(0, dtype=bool)
+        sep = separated_rows(self.endog, mu) & separation if np.any(separation) else np.zeros(0, dtype=bool)
         if sep.any():
             raise ValueError(
                 f"complete separation: {stage} drives the fitted means of "
                 f"{_validation.describe_rows(sep, index)}, all with count 0, to 0 (first: "
-                f"{mu[sep][0]:.3g}); a fixed effect is running off to minus infinity, so its "
-                "estimate, standard error and p-value mean nothing (R's glmmPQL reports "
-                "about -30 with a standard error of ~1e6 there). Drop or merge the factor "
+                f"{mu[sep][0]:.3g}), and the other rows leave no residual variation to fit "
+                "the mixed model to (R's glmmPQL stops here too). Drop or merge the factor "
                 "level (or covariate range) that has only zero counts")
         bad = degenerate_means(self.endog, mu)
         if bad.any():
@@ -488,15 +579,21 @@ class NegBinMixedGLM(base.LikelihoodModel):
         fit = estimate_theta(self.endog, X, self._offset)
         if not fit.at_limit and _validation.theta_ran_away(fit.theta, fit.glm.mu):
             fit = dataclasses.replace(fit, at_limit=True)
+        return fit.theta, fit
+
+    @staticmethod
+    def _warn_theta(fit):
+        """Warn about a theta that ran off or did not converge (``fit`` None: theta was given)."""
+        if fit is None:
+            return
         if fit.at_limit:
             warnings.warn(f"the ML theta ran off towards infinity (stopped at {fit.theta:.3g}): "
                           "the data show no overdispersion and the fit is the Poisson limit; "
-                          "consider a Poisson GLMM (theta=numpy.inf)", UserWarning, stacklevel=3)
+                          "consider a Poisson GLMM (theta=numpy.inf)", UserWarning, stacklevel=4)
         elif not fit.converged:
             warnings.warn(f"the glm.nb estimate of theta did not converge (last value "
                           f"{fit.theta:.4g}); the PQL fit uses it as it stands",
-                          ConvergenceWarning, stacklevel=3)
-        return fit.theta, fit
+                          ConvergenceWarning, stacklevel=4)
 
     def predict(self, params, exog=None, offset=None, exposure=None, linear=False):
         """Population-level mean (random effects at zero).

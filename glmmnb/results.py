@@ -80,6 +80,10 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         unidentified covariance), by lme4's ``isSingular`` rule.
     singular_components : list of str
         Each such component and what it means.
+    separation : dict or None
+        Under complete separation (zero counts whose fitted means ran to 0),
+        ``{"rows": row labels, "params": names of the fixed effects running
+        off to minus infinity}``; their estimates are not meaningful.
     fittedvalues : ndarray
         Conditional means ``exp(X beta + Z b + offset)``.
     resid : ndarray
@@ -101,7 +105,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
 
     def __init__(self, model, params, normalized_cov_params, scale, *, pql, theta,
                  theta_fit, ddf, fit_options, ddf_method="nlme", working_lmm=None,
-                 sensitivity=None):
+                 sensitivity=None, separation=None):
         super().__init__(model, params, normalized_cov_params, scale, use_t=True)
         self.ddf_method = ddf_method
         self.working_lmm = working_lmm
@@ -127,6 +131,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         self._ranef = pql.lmm.random_effects
         self.singular_components = _singular_components(model, pql.lmm)
         self.is_singular = bool(self.singular_components)
+        self.separation = separation
         self._level_labels = model.group_labels
         self._outermost = _outermost_groups(model.levels)
         self.exog_re_names = list(model.exog_re_names)

@@ -136,7 +136,11 @@ def _formatted(table, formats, default, na_rep=""):
 def _warnings(res):
     """Notes for everything a reader must not miss: each fit problem, in words."""
     notes = []
-    if not res.converged and res.n_iter >= res.fit_options["maxiter"]:
+    sep = getattr(res, "separation", None)
+    if not res.converged and res.n_iter >= res.fit_options["maxiter"] and sep:
+        notes.append(f"WARNING: PQL did not converge in {res.n_iter} iterations: the "
+                     "separated coefficients keep running off (the others are settled).")
+    elif not res.converged and res.n_iter >= res.fit_options["maxiter"]:
         notes.append(f"WARNING: PQL did not converge in {res.n_iter} iterations; "
                      "the estimates are not final (refit with a larger maxiter).")
     elif not res.converged:
@@ -145,6 +149,10 @@ def _warnings(res):
     if res.theta_at_limit:
         notes.append("WARNING: theta ran off to infinity (no overdispersion); "
                      "the model is effectively a Poisson GLMM.")
+    if sep:
+        notes.append(f"WARNING: complete separation: fitted means numerically 0 in "
+                     f"{len(sep['rows'])} row(s) with count 0; {', '.join(sep['params'])} "
+                     "run(s) off to +-infinity (estimate, SE and p-value not meaningful).")
     for comp in getattr(res, "singular_components", ()):
         notes.append(f"WARNING: boundary (singular) fit: {comp}.")
     zero_df = [n for n, d in zip(_names(res), np.asarray(res.ddf)) if d <= 0]

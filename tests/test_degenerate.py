@@ -5,13 +5,14 @@ the seed data and one exposure of 1e-10 (or 1e-6 .. 1e-300) ``glm.nb`` stops
 with "no valid set of coefficients has been found" (at 1e-300 after
 "glm.fit: fitted rates numerically 0 occurred"); ``glmmPQL`` at a fixed theta
 returns standard errors of 921 (1e-10) and 1.4e6 (1e-300).  On the complete
-separation below ``glmmPQL`` returns an intercept of -30.8 with a standard
-error of 7e5 and p = 1.
+separation ``glmmPQL`` returns an intercept of -30.8 with a standard error of
+7e5 and p = 1: glmmnb fits it too, with a warning (tests/test_separation.py).
 """
 
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from glmmnb import NegBinMixedGLM
 
@@ -36,28 +37,16 @@ def test_small_exposure_still_fits(seed_data):
     assert np.isfinite(res.bse).all()
 
 
-SEPARATION = pd.DataFrame({"y": [0, 0, 0, 0, 2, 5, 3, 1], "f": list("aaaabbbb"),
-                           "g": list("abababab")})
-
-
 @pytest.mark.parametrize("theta", [None, 2.0])
-def test_complete_separation_is_a_clear_error(theta):
-    model = NegBinMixedGLM.from_formula("y ~ f", SEPARATION, groups="g", theta=theta)
-    with pytest.raises(ValueError, match=r"complete separation.*4 row\(s\) \(0, 1, 2, 3\)"):
-        with np.errstate(all="raise"):            # and no numpy warning on the way
-            model.fit()
-
-
-def test_separation_inside_the_glm_iterations_is_the_same_clear_error():
-    """Weights that vanish before the GLM converges (Poisson limit) report the rows too."""
-    d = pd.DataFrame({"y": [0, 0, 0, 0, 1, 0, 0.0], "f": list("ababbba"),
-                      "x": [-0.29, 0.28, -0.03, 0.33, -0.61, -0.33, -0.61],
-                      "g": ["g0", "g0", "g1", "g1", "g1", "g1", "g1"],
-                      "e": [0.40, 0.56, 0.45, 0.38, 2.43, 2.60, 1.65]})
-    model = NegBinMixedGLM.from_formula("y ~ f + x", d, groups="g", exposure="e",
-                                        theta=np.inf)
-    with pytest.raises(ValueError, match="complete separation"):
-        model.fit()
+def test_complete_separation_fits_with_a_warning_and_no_numpy_noise(theta):
+    """The issue's design (R's numbers: tests/test_separation.py)."""
+    d = pd.DataFrame({"y": [0, 0, 0, 0, 2, 5, 3, 1], "f": list("aaaabbbb"),
+                      "g": list("abababab")})
+    model = NegBinMixedGLM.from_formula("y ~ f", d, groups="g", theta=theta)
+    with pytest.warns(ConvergenceWarning, match=r"complete separation.*\(0, 1, 2, 3\)"):
+        with np.errstate(all="raise"):            # no numpy warning on the way
+            res = model.fit()
+    assert res.separation == {"rows": [0, 1, 2, 3], "params": ["Intercept", "f[T.b]"]}
 
 
 def test_theta_too_small_to_compute_with_is_a_clear_error(seed_data):

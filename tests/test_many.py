@@ -61,6 +61,10 @@ def test_every_feature_is_its_single_fit(table, counts, cells):
             assert rows["error"].notna().all() and rows["coef"].isna().all(), name
             assert str(err).split(":")[0] in rows["error"].iloc[0], name
             continue
+        if res.separation is not None:
+            # the single fit goes on in a separated basis (as R); fit_many still refuses
+            assert rows["error"].str.contains("complete separation").all(), name
+            continue
         assert rows["error"].isna().all(), name
         np.testing.assert_allclose(rows["coef"], res.params, atol=1e-6 * res.bse.min())
         np.testing.assert_allclose(rows["bse"], res.bse, rtol=1e-6)

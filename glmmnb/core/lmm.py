@@ -508,7 +508,9 @@ class _Reducer:
         xs, yi = self._xs, self.d - 1
         XtVX = S[xs, xs]
         if not np.isfinite(S).all():
-            raise ValueError("array must not contain infs or NaNs")
+            raise ValueError("the working LMM's cross-products are not finite: the working "
+                             "weights or response overflowed (fitted means at 0 or beyond "
+                             "1e308)")
         Xty = S[xs, yi]
         try:
             beta = _cho_solve(XtVX, Xty)

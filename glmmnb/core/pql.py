@@ -124,20 +124,31 @@ def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None, rows
         lmm = _fit_lmm(rows, X, z, w, Z, levels, theta0=theta_re)
         theta_re = lmm.theta
         eta, mu, change, size = _update(lmm.fitted, off, eta)
+        if not np.isfinite(mu).all():
+            # exp overflowed: the caller reports the rows; another inner fit
+            # on infinite weights would only fail inside the solver
+            break
         if change < tol * size:
             converged = True
             break
     return PQLFit(lmm, eta, mu, w, glm, n_iter, converged)
 
 
+_MU_MIN = np.finfo(float).eps
+
+
 def _working(y, eta, mu, offset, theta, w, z):
     """Working weights and response into ``w`` and ``z``, block by block.
 
     The same operations as :func:`negbin.working_weights` and
-    :func:`negbin.working_response`.
+    :func:`negbin.working_response`, at means floored as R floors them.
     """
     for s in blocks(y.shape[0]):
         m = mu[s]
+        if m.min() < _MU_MIN:
+            # R's log link floors the mean (pmax(exp(eta), .Machine$double.eps)):
+            # under separation the runaway rows keep a weight instead of 0
+            m = np.maximum(m, _MU_MIN)
         ws = w[s]
         np.divide(m, theta, out=ws)
         ws += 1.0
