@@ -1,0 +1,322 @@
+"""Maximum likelihood for the NB2 GLMM by the Laplace approximation (glmmTMB's).
+
+With spherical random effects ``b_g = L u_g``, ``u_g ~ N(0, I)``, the
+negative log-likelihood of group ``g`` is approximated by
+
+    F_g = f_g(u_g^) + 0.5 log det H_g,   f_g(u) = -sum_i log P(y_i | eta_i) + |u|^2 / 2,
+
+where ``u_g^`` is the mode of ``f_g`` and ``H_g = L' Z_g' W Z_g L + I`` its
+Hessian with the *observed* weights ``W = mu theta (y + theta) / (mu +
+theta)^2`` (glmmTMB's ``nbinom2``, the textbook Laplace approximation).
+lme4's ``glmer`` puts the expected (Fisher) weights ``mu theta / (mu +
+theta)`` in ``H`` instead: a different objective for this non-canonical
+link, whose optimum has a log-likelihood up to about 0.3 lower or higher.
+
+The modes of all groups are found at once by Newton's method on ``(G, q)``
+arrays (group sums by ``np.bincount``), and the gradient of ``F`` in
+``(beta, L, log theta)`` is exact: the partial derivatives plus the implicit
+term ``-c' d^2 f / du dphi`` with ``c = H^{-1} d(0.5 log det H)/du`` (the
+mode moves with the parameters).  That needs the third derivative of the
+log-likelihood in ``eta`` and per-row leverages ``z_i' L H^{-1} L' z_i``,
+all O(nobs q^2).  An exact gradient keeps the outer optimiser at a few dozen
+evaluations; a derivative-free search would need hundreds on large data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from .mlfit import MLFit, Params, minimize_nll, start_cholesky
+
+__all__ = ["fit_laplace", "LaplaceObjective"]
+
+
+class _Rows:
+    """Derivatives of ``-log P(y | eta)`` in ``eta`` (and log theta) at the current rows."""
+
+    def __init__(self, y, eta, theta):
+        mu = np.exp(eta)
+        self.mu = mu
+        if np.isinf(theta):
+            self.d1 = mu - y
+            self.w = mu
+            self.d3 = mu
+            self.nll = mu - y * eta
+            return
+        t = mu + theta
+        self.d1 = theta * (mu - y) / t
+        self.w = mu * theta * (y + theta) / (t * t)
+        self.d3 = self.w * (theta - mu) / t
+        self.nll = y * np.log(t) + theta * np.log1p(mu / theta) - y * eta
+
+    def theta_parts(self, y, theta):
+        """``theta`` times the derivatives in theta of ``nll``, ``d1`` and ``w``."""
+        mu = self.mu
+        t = mu + theta
+        dnll = -(special.digamma(y + theta) - special.digamma(theta)
+                 - np.log1p(mu / theta) + (mu - y) / t)
+        dd1 = (mu - y) * mu / (t * t)
+        dw = mu * ((y + 2.0 * theta) * mu - y * theta) / (t * t * t)
+        return theta * dnll, theta * dd1, theta * dw
+
+
+def _nll_constant(y, theta):
+    """The part of ``-sum log P(y | eta)`` that does not depend on ``eta``."""
+    if np.isinf(theta):
+        return float(np.sum(special.gammaln(y + 1.0)))
+    return float(-np.sum(special.gammaln(y + theta) - special.gammaln(theta)
+                         - special.gammaln(y + 1.0)))
+
+
+class LaplaceObjective:
+    """The structure of one fit, built once, and ``F`` with its exact gradient.
+
+    Parameters
+    ----------
+    y, X, offset : ndarray
+        Counts, fixed-effects design, offset.
+    Z : ndarray, shape (nobs, q)
+        Random-effects design of the groups.
+    codes : ndarray of int
+        Group of each row.
+    n_groups : int
+        Number of groups.
+    theta : float or None
+        ``None`` estimates it (the last entry of ``phi`` is log theta).
+    """
+
+    def __init__(self, y, X, offset, Z, codes, n_groups, theta):
+        self.y, self.X, self.offset = y, X, offset
+        self.Z = np.asarray(Z, float)
+        self.codes, self.G = codes, int(n_groups)
+        self.q = self.Z.shape[1]
+        self.ones = self.q == 1 and bool(np.all(self.Z == 1.0))
+        self.spec = Params(X.shape[1], self.q, theta is None)
+        self.theta_fixed = theta
+        self.u = np.zeros((self.G, self.q))
+        self._const = {}
+
+    # group sums -------------------------------------------------------
+    def gsum(self, w):
+        """``sum_i w_i`` per group."""
+        return np.bincount(self.codes, weights=w, minlength=self.G)
+
+    def gvec(self, w):
+        """``sum_i w_i z_i`` per group, ``(G, q)``."""
+        if self.ones:
+            return self.gsum(w)[:, None]
+        return np.column_stack([self.gsum(w * self.Z[:, a]) for a in range(self.q)])
+
+    def gmat(self, w):
+        """``sum_i w_i z_i z_i'`` per group, ``(G, q, q)``."""
+        if self.ones:
+            return self.gsum(w)[:, None, None]
+        M = np.empty((self.G, self.q, self.q))
+        for a in range(self.q):
+            for b in range(a + 1):
+                M[:, a, b] = M[:, b, a] = self.gsum(w * self.Z[:, a] * self.Z[:, b])
+        return M
+
+    def rowdot(self, B):
+        """``z_i' B[g(i)]`` for a ``(G, q)`` array ``B``."""
+        if self.ones:
+            return B[self.codes, 0]
+        return np.einsum("ij,ij->i", self.Z, B[self.codes])
+
+    def rowquad(self, P):
+        """``z_i' P[g(i)] z_i`` for a ``(G, q, q)`` array ``P``."""
+        if self.ones:
+            return P[self.codes, 0, 0]
+        out = np.zeros(self.y.shape[0])
+        for a in range(self.q):
+            for b in range(self.q):
+                out += self.Z[:, a] * self.Z[:, b] * P[self.codes, a, b]
+        return out
+
+    # the modes ----------------------------------------------------------
+    def modes(self, eta0, L, theta, tol=1e-10, maxiter=100):
+        """Newton's method for every group's mode at once (warm-started).
+
+        Returns the rows at the mode, ``H`` per group and the per-group ``f``.
+        """
+        u = self.u.copy()
+        rows, f = self._at(eta0, L, theta, u)
+        for _ in range(maxiter):
+            g = self.gvec(rows.d1) @ L + u
+            H = self._hessian(rows, L)
+            step = np.linalg.solve(H, g[:, :, None])[:, :, 0]
+            if np.max(np.abs(step)) < tol:
+                break
+            u, rows, f = self._descend(eta0, L, theta, u, step, f)
+        self.u = u
+        return u, rows, self._hessian(rows, L), f
+
+    def _at(self, eta0, L, theta, u):
+        rows = _Rows(self.y, eta0 + self.rowdot(u @ L.T), theta)
+        return rows, self.gsum(rows.nll) + 0.5 * np.einsum("ga,ga->g", u, u)
+
+    def _hessian(self, rows, L):
+        M = self.gmat(rows.w)
+        return np.einsum("ab,gbc,cd->gad", L.T, M, L) + np.eye(self.q)
+
+    def _descend(self, eta0, L, theta, u, step, f):
+        """Take the Newton step, halving it in the groups where ``f`` went up."""
+        for _ in range(40):
+            new = u - step
+            rows, f_new = self._at(eta0, L, theta, new)
+            worse = f_new > f + 1e-12 * np.abs(f)
+            if not np.any(worse):
+                return new, rows, f_new
+            step = np.where(worse[:, None], 0.5 * step, step)
+        return new, rows, f_new
+
+    # objective and gradient ---------------------------------------------
+    def constant(self, theta):
+        """Cached ``eta``-free part of the NB log-likelihood."""
+        if theta not in self._const:
+            self._const = {theta: _nll_constant(self.y, theta)}
+        return self._const[theta]
+
+    def value(self, phi):
+        """``F(phi)``."""
+        beta, L, theta = self.spec.split(phi, self.theta_fixed)
+        u, rows, H, f = self.modes(self.X @ beta + self.offset, L, theta)
+        return self.constant(theta) + float(np.sum(f)) + 0.5 * _logdet(H)
+
+    def value_and_grad(self, phi):
+        """``(F(phi), grad F(phi))`` with the implicit dependence of the modes."""
+        beta, L, theta = self.spec.split(phi, self.theta_fixed)
+        u, rows, H, f = self.modes(self.X @ beta + self.offset, L, theta)
+        value = self.constant(theta) + float(np.sum(f)) + 0.5 * _logdet(H)
+        Hinv = np.linalg.inv(H)
+        h = self.rowquad(np.einsum("ab,gbc,dc->gad", L, Hinv, L))
+        a = 0.5 * self.gvec(rows.d3 * h) @ L
+        c = np.einsum("gab,gb->ga", Hinv, a)
+        vc = self.rowdot(c @ L.T)
+        r = rows.d1 + 0.5 * rows.d3 * h - rows.w * vc
+        grad_L = (np.einsum("ga,gb->ab", self.gvec(r), u)
+                  + np.einsum("gab,bc,gcd->ad", self.gmat(rows.w), L, Hinv)
+                  - np.einsum("ga,gb->ab", self.gvec(rows.d1), c))
+        parts = [self.X.T @ r, grad_L[np.tril_indices(self.q)]]
+        if self.spec.estimate_theta:
+            dnll, dd1, dw = rows.theta_parts(self.y, theta)
+            parts.append([np.sum(dnll + 0.5 * dw * h - dd1 * vc)])
+        return value, np.concatenate(parts)
+
+    def conditional(self, phi):
+        """Means and random effects ``b = L u`` at the modes for ``phi``."""
+        beta, L, theta = self.spec.split(phi, self.theta_fixed)
+        u, rows, _, _ = self.modes(self.X @ beta + self.offset, L, theta)
+        return rows.mu, u @ L.T
+
+
+def _logdet(H):
+    if H.shape[1] == 1:
+        return float(np.sum(np.log(H[:, 0, 0])))
+    return float(np.sum(np.linalg.slogdet(H)[1]))
+
+
+def fit_laplace(y, X, offset, Z, levels, theta=None, start=None):
+    """Fit the NB2 GLMM by maximum likelihood with the Laplace approximation.
+
+    Parameters
+    ----------
+    y : ndarray
+        Counts.
+    X : ndarray
+        Fixed-effects design.
+    offset : ndarray
+        Offset on the log scale.
+    Z : ndarray
+        Random-effects design columns used by ``levels``.
+    levels : sequence of glmmnb.core.lmm.Level
+        Grouping levels, outermost first (one level: nested levels are not
+        yet supported by this method).
+    theta : float or None
+        ``None`` estimates theta jointly (glmmTMB's ``nbinom2``); a number
+        holds it fixed; ``inf`` is the Poisson GLMM.
+    start : tuple (beta, cov_re, theta), optional
+        Start values, e.g. a PQL fit; default the fixed-effects GLM start
+        ``beta = 0`` with an SD of 0.5.
+
+    Returns
+    -------
+    glmmnb.core.mlfit.MLFit
+
+    See Also
+    --------
+    glmmTMB::glmmTMB : with ``family = nbinom2``, the objective maximised here.
+    lme4::glmer.nb : the same model with lme4's (Fisher-weight) Laplace.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from glmmnb.core.lmm import Level
+    >>> rng = np.random.default_rng(2)
+    >>> g = np.repeat(np.arange(30), 20)
+    >>> mu = np.exp(1.0 + 0.3 * rng.normal(size=30)[g])
+    >>> y = rng.negative_binomial(5.0, 5.0 / (5.0 + mu)).astype(float)
+    >>> fit = fit_laplace(y, np.ones((600, 1)), np.zeros(600), np.ones((600, 1)),
+    ...                   [Level(g, 30, (0,))])
+    >>> fit.converged, round(float(fit.params[0]), 2), round(fit.theta, 1)
+    (True, 1.01, 4.6)
+    """
+    level = _single_level(levels)
+    obj = LaplaceObjective(y, X, offset, Z[:, list(level.zcols)], level.codes,
+                           level.n_groups, theta)
+    phi0 = _start_phi(obj, start)
+    return run_ml(obj, phi0, theta, "laplace", 1)
+
+
+def _single_level(levels):
+    if len(levels) != 1:
+        raise NotImplementedError(
+            "method='laplace' fits one grouping level (a random intercept or correlated "
+            "random coefficients); nested levels (vc_formula) are not implemented for it "
+            "yet: use method='pql'")
+    return levels[0]
+
+
+def _start_phi(obj, start):
+    spec = obj.spec
+    if start is None:
+        beta = np.zeros(spec.p)
+        cov = 0.25 * np.eye(spec.q)
+        theta0 = 1.0
+    else:
+        beta, cov, theta0 = start
+    if not (np.isfinite(theta0) and theta0 > 0):
+        theta0 = 1e4
+    return spec.join(beta, start_cholesky(cov), theta0)
+
+
+def run_ml(obj, phi0, theta, method, nagq):
+    """Optimise ``obj`` from ``phi0`` and package an :class:`MLFit`.
+
+    ``obj`` provides ``spec``, ``theta_fixed``, ``value_and_grad(phi)`` and
+    ``conditional(phi)``; the fit never ends below its start.
+    """
+    start_value = obj.value_and_grad(phi0)[0]
+    phi, value, hess, n_eval, converged = minimize_nll(obj.value_and_grad, phi0.copy())
+    if value > start_value:
+        phi, value = phi0, start_value
+    spec = obj.spec
+    beta, L, th = spec.split(phi, obj.theta_fixed)
+    cov = _invert(hess)
+    mu, b = obj.conditional(phi)
+    se_theta = th * np.sqrt(cov[-1, -1]) if spec.estimate_theta else np.nan
+    return MLFit(params=beta.copy(), cov_params=cov[:spec.p, :spec.p], cov_joint=cov,
+                 theta=float(th), se_theta=float(se_theta),
+                 theta_estimated=spec.estimate_theta, cov_re=[L @ L.T],
+                 random_effects=[b], mu=mu, llf=-float(value), llf_start=-float(start_value),
+                 n_iter=int(n_eval), converged=converged, method=method, nagq=nagq, phi=phi)
+
+
+def _invert(hess):
+    """Inverse of the joint Hessian; a singular one (flat direction) by pseudo-inverse."""
+    try:
+        cov = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        cov = np.linalg.pinv(hess)
+    return cov
