@@ -317,7 +317,15 @@ class NegBinMixedGLM(base.LikelihoodModel):
         >>> res = NegBinMixedGLM.from_formula("counts ~ RNAi", dat, groups="slide").fit()
         >>> round(res.theta, 4), res.converged, res.n_iter
         (25.3326, True, 1)
+        >>> ml = NegBinMixedGLM.from_formula("counts ~ RNAi", dat, groups="slide").fit(
+        ...     method="laplace")
+        >>> round(ml.llf, 4), round(ml.theta, 2)
+        (-474.6587, 25.37)
         """
+        method, nagq = _ml.check_method(method, nagq)
+        if method != "pql":
+            _validation.check_fit_kwargs(kwargs)
+            return _ml.fit_ml(self, method, nagq=nagq, use_t=use_t)
         maxiter, tol = _validation.check_fit_options(maxiter, tol)
         ddf_method = _validation.check_ddf_method(ddf)
         _validation.check_fit_kwargs(kwargs)

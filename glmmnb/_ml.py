@@ -1,0 +1,176 @@
+"""Maximum-likelihood fits (Laplace, adaptive quadrature) behind ``NegBinMixedGLM.fit``.
+
+``fit(method="laplace" | "agq")`` lands here: start values from the PQL fit,
+the numerical fit in :mod:`glmmnb.core.laplace` / :mod:`glmmnb.core.agq`,
+then the same results class as PQL.  Also the likelihood-ratio test and the
+profile-likelihood intervals, which need a likelihood.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import stats
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from .core.agq import fit_agq
+from .core.ddf import nlme_ddf
+from .core.laplace import fit_laplace
+from .core.scaling import standardizing_transform
+
+__all__ = ["fit_ml", "lr_test", "core_view", "METHODS"]
+
+METHODS = ("pql", "laplace", "agq")
+
+
+def check_method(method, nagq):
+    """``method`` one of :data:`METHODS`; ``nagq`` a positive integer."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if isinstance(nagq, (bool, np.bool_)) or not float(nagq).is_integer() or nagq < 1:
+        raise ValueError(f"nagq must be a positive integer (quadrature points), got {nagq!r}")
+    return method, int(nagq)
+
+
+def fit_ml(model, method, nagq=25, use_t=True):
+    """Fit ``model`` by maximum likelihood and return its results wrapper.
+
+    Parameters
+    ----------
+    model : NegBinMixedGLM
+        The model; its ``theta`` is ``None`` (estimated jointly), a number
+        (fixed) or ``inf`` (Poisson GLMM).
+    method : {"laplace", "agq"}
+        glmmTMB's Laplace approximation, or ``nagq``-point adaptive
+        Gauss-Hermite quadrature (one scalar random effect only).
+    nagq : int
+        Quadrature points for ``"agq"``.
+    use_t : bool
+        t-tests on nlme's between/within df (default) or z-tests as glmer.
+
+    Returns
+    -------
+    NegBinMixedGLMResultsWrapper
+    """
+    from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
+
+    if method == "agq" and (len(model.levels) != 1 or model.levels[0].k_re != 1):
+        raise NotImplementedError(
+            "method='agq' needs a single scalar random effect (one grouping factor with a "
+            "random intercept, no re_formula slopes and no vc_formula, as lme4's nAGQ > 1); "
+            "use method='laplace'")
+    X = model.exog
+    T = standardizing_transform(X)
+    Xs = X @ T
+    start = _pql_start(model, T)
+    core = fit_laplace if method == "laplace" else fit_agq
+    kwargs = {} if method == "laplace" else {"nagq": nagq}
+    fit = core(model.endog, Xs, model._offset, model._Z, model.levels, theta=model.theta,
+               start=start, **kwargs)
+    if not fit.converged:
+        warnings.warn(f"the {method} fit stopped before its gradient vanished; the estimates "
+                      "may not be the maximum likelihood", ConvergenceWarning, stacklevel=3)
+    fit.params = T @ fit.params
+    fit.cov_params = T @ fit.cov_params @ T.T
+    ddf = nlme_ddf(X, [lev.codes for lev in model.levels])
+    res = NegBinMixedGLMResults(
+        model, fit.params, fit.cov_params, 1.0, pql=fit, theta=fit.theta, theta_fit=None,
+        ddf=ddf, fit_options={"method": method, "nagq": fit.nagq, "use_t": bool(use_t)},
+        use_t=bool(use_t))
+    return NegBinMixedGLMResultsWrapper(res)
+
+
+def _pql_start(model, T):
+    """``(beta, cov_re, theta)`` of the PQL fit in the standardised basis.
+
+    A PQL fit that fails is no reason to fail: the ML fit then starts from
+    the GLM-like default.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pql = model.fit()
+    except (FloatingPointError, np.linalg.LinAlgError, ValueError):
+        return None
+    beta = np.linalg.solve(T, np.asarray(pql.params))
+    return beta, np.asarray(pql.cov_re), pql.theta
+
+
+def lr_test(full, restricted):
+    """Likelihood-ratio test of ``restricted`` against ``full`` (R: ``anova(m0, m1)``).
+
+    Returns
+    -------
+    (statistic, p-value, df_diff)
+    """
+    for r in (full, restricted):
+        if r.method == "pql":
+            raise ValueError("compare_lr_test needs likelihoods: PQL has none (R reports NA); "
+                             "refit both models with method='laplace'")
+    if full.method != restricted.method or full.nagq != restricted.nagq:
+        raise ValueError(f"the models were fitted by different methods ({full.method} and "
+                         f"{restricted.method}); their likelihoods are not comparable")
+    _check_nested(full.model, restricted.model)
+    df = full.df_modelwc - restricted.df_modelwc
+    if df <= 0:
+        raise ValueError(f"the restricted model has {restricted.df_modelwc:g} parameters and "
+                         f"the full model {full.df_modelwc:g}: call full.compare_lr_test("
+                         "restricted) with the larger model first")
+    stat = max(2.0 * (full.llf - restricted.llf), 0.0)
+    return stat, float(stats.chi2.sf(stat, df)), df
+
+
+def _check_nested(big, small):
+    """Same rows, same groups, and the small fixed design in the span of the big one."""
+    if big.endog.shape != small.endog.shape or not np.array_equal(big.endog, small.endog):
+        raise ValueError("the models are not fitted to the same rows (endog differs); a "
+                         "likelihood-ratio test needs the same data")
+    if not np.array_equal(big.levels[0].codes, small.levels[0].codes):
+        raise ValueError("the models have different groups; a likelihood-ratio test needs "
+                         "the same grouping")
+    if not np.allclose(big._offset, small._offset):
+        raise ValueError("the models have different offsets; they are not nested")
+    coef, *_ = np.linalg.lstsq(big.exog, small.exog, rcond=None)
+    resid = small.exog - big.exog @ coef
+    if np.max(np.abs(resid)) > 1e-8 * max(1.0, np.max(np.abs(small.exog))):
+        raise ValueError("the restricted model's fixed effects are not a subset of the full "
+                         "model's (its design is not in their span); the models are not nested")
+    if small.k_re > big.k_re or len(small.levels) > len(big.levels):
+        raise ValueError("the restricted model has more random effects than the full model; "
+                         "the models are not nested")
+    if small.theta is not None and big.theta is None:
+        return
+    if (small.theta is None) != (big.theta is None) or (
+            small.theta is not None and small.theta != big.theta):
+        raise ValueError("the models treat theta differently (estimated vs fixed); they are "
+                         "not nested that way round")
+
+
+def core_view(fit, theta_fit=None):
+    """What the results class reads from a core fit, PQL or ML, as one dict.
+
+    Parameters
+    ----------
+    fit : glmmnb.core.pql.PQLFit or glmmnb.core.mlfit.MLFit
+        The numerical fit.
+    theta_fit : glmmnb.core.theta.ThetaFit, optional
+        The ``glm.nb`` fit that gave PQL its theta (``None`` if it was given).
+
+    Returns
+    -------
+    dict
+    """
+    lmm = getattr(fit, "lmm", None)
+    if lmm is not None:
+        return {"method": "pql", "nagq": 0, "llf": np.nan, "llf_start": np.nan,
+                "cov_joint": None, "converged": bool(fit.converged and lmm.converged),
+                "cov_re": lmm.cov_re, "random_effects": lmm.random_effects,
+                "theta_source": "fixed" if theta_fit is None else "glm.nb",
+                "se_theta": np.nan if theta_fit is None else theta_fit.se_theta,
+                "theta_at_limit": bool(theta_fit is not None and theta_fit.at_limit)}
+    return {"method": fit.method, "nagq": fit.nagq, "llf": fit.llf, "llf_start": fit.llf_start,
+            "cov_joint": fit.cov_joint, "converged": fit.converged, "cov_re": fit.cov_re,
+            "random_effects": fit.random_effects,
+            "theta_source": "ML" if fit.theta_estimated else "fixed",
+            "se_theta": fit.se_theta, "theta_at_limit": False}
