@@ -111,12 +111,12 @@ def lr_test(full, restricted):
     if full.method != restricted.method or full.nagq != restricted.nagq:
         raise ValueError(f"the models were fitted by different methods ({full.method} and "
                          f"{restricted.method}); their likelihoods are not comparable")
-    _check_nested(full.model, restricted.model)
     df = full.df_modelwc - restricted.df_modelwc
     if df <= 0:
         raise ValueError(f"the restricted model has {restricted.df_modelwc:g} parameters and "
                          f"the full model {full.df_modelwc:g}: call full.compare_lr_test("
                          "restricted) with the larger model first")
+    _check_nested(full.model, restricted.model)
     stat = max(2.0 * (full.llf - restricted.llf), 0.0)
     return stat, float(stats.chi2.sf(stat, df)), df
 
