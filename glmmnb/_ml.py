@@ -82,7 +82,7 @@ def fit_ml(model, method, nagq=25, use_t=True):
 
 
 def _pql_start(model, T):
-    """``(beta, cov_re, theta)`` of the PQL fit in the standardised basis.
+    """``(beta, cov_re, theta, vcomp)`` of the PQL fit in the standardised basis.
 
     A PQL fit that fails is no reason to fail: the ML fit then starts from
     the GLM-like default.
@@ -94,7 +94,7 @@ def _pql_start(model, T):
     except (FloatingPointError, np.linalg.LinAlgError, ValueError):
         return None
     beta = np.linalg.solve(T, np.asarray(pql.params))
-    return beta, np.asarray(pql.cov_re), pql.theta
+    return beta, np.asarray(pql.cov_re), pql.theta, np.asarray(pql.vcomp)
 
 
 def lr_test(full, restricted):

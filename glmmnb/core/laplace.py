@@ -205,10 +205,15 @@ class LaplaceObjective:
         return value, np.concatenate(parts)
 
     def conditional(self, phi):
-        """Means and random effects ``b = L u`` at the modes for ``phi``."""
+        """Means and the random effects ``[b = L u]`` at the modes for ``phi``."""
         beta, L, theta = self.spec.split(phi, self.theta_fixed)
         u, rows, _, _ = self.modes(self.X @ beta + self.offset, L, theta)
-        return rows.mu, u @ L.T
+        return rows.mu, [u @ L.T]
+
+    def cov_re(self, phi):
+        """``[L L']``."""
+        L = self.spec.split(phi, self.theta_fixed)[1]
+        return [L @ L.T]
 
 
 def _logdet(H):
@@ -231,14 +236,14 @@ def fit_laplace(y, X, offset, Z, levels, theta=None, start=None):
     Z : ndarray
         Random-effects design columns used by ``levels``.
     levels : sequence of glmmnb.core.lmm.Level
-        Grouping levels, outermost first (one level: nested levels are not
-        yet supported by this method).
+        Grouping levels, outermost first; inner levels are nested random
+        intercepts (:mod:`glmmnb.core.nested`).
     theta : float or None
         ``None`` estimates theta jointly (glmmTMB's ``nbinom2``); a number
         holds it fixed; ``inf`` is the Poisson GLMM.
-    start : tuple (beta, cov_re, theta), optional
-        Start values, e.g. a PQL fit; default the fixed-effects GLM start
-        ``beta = 0`` with an SD of 0.5.
+    start : tuple (beta, cov_re, theta[, vcomp]), optional
+        Start values, e.g. a PQL fit (``vcomp``: the nested levels'
+        variances); default ``beta = 0`` with SDs of 0.5.
 
     Returns
     -------
@@ -262,33 +267,27 @@ def fit_laplace(y, X, offset, Z, levels, theta=None, start=None):
     >>> fit.converged, round(float(fit.params[0]), 2), round(fit.theta, 1)
     (True, 0.99, 4.2)
     """
-    level = _single_level(levels)
-    obj = LaplaceObjective(y, X, offset, Z[:, list(level.zcols)], level.codes,
-                           level.n_groups, theta)
-    phi0 = _start_phi(obj, start)
-    return run_ml(obj, phi0, theta, "laplace", 1)
+    top = levels[0]
+    Zq = Z[:, list(top.zcols)]
+    if len(levels) == 1:
+        obj = LaplaceObjective(y, X, offset, Zq, top.codes, top.n_groups, theta)
+    else:
+        from .nested import NestedObjective
 
-
-def _single_level(levels):
-    if len(levels) != 1:
-        raise NotImplementedError(
-            "method='laplace' fits one grouping level (a random intercept or correlated "
-            "random coefficients); nested levels (vc_formula) are not implemented for it "
-            "yet: use method='pql'")
-    return levels[0]
+        obj = NestedObjective(y, X, offset, Zq, levels, theta)
+    return run_ml(obj, _start_phi(obj, start), theta, "laplace", 1)
 
 
 def _start_phi(obj, start):
     spec = obj.spec
     if start is None:
-        beta = np.zeros(spec.p)
-        cov = 0.25 * np.eye(spec.q)
-        theta0 = 1.0
-    else:
-        beta, cov, theta0 = start
+        start = (np.zeros(spec.p), 0.25 * np.eye(spec.q), 1.0)
+    beta, cov, theta0 = start[:3]
+    vc = np.asarray(start[3] if len(start) > 3 else np.full(spec.n_vc, 0.25), float)
     if not (np.isfinite(theta0) and theta0 > 0):
         theta0 = 1e4
-    return spec.join(beta, start_cholesky(cov), theta0)
+    # nested SDs kept off zero for the same reason as the Cholesky factor
+    return spec.join(beta, start_cholesky(cov), theta0, np.sqrt(np.maximum(vc, 0.05 ** 2)))
 
 
 def run_ml(obj, phi0, theta, method, nagq):
@@ -302,14 +301,15 @@ def run_ml(obj, phi0, theta, method, nagq):
     if value > start_value:
         phi, value = phi0, start_value
     spec = obj.spec
-    beta, L, th = spec.split(phi, obj.theta_fixed)
+    beta, _, th = spec.split(phi, obj.theta_fixed)
     cov = _invert(hess)
     mu, b = obj.conditional(phi)
+    cov_re = obj.cov_re(phi)
     se_theta = th * np.sqrt(cov[-1, -1]) if spec.estimate_theta else np.nan
     return MLFit(params=beta.copy(), cov_params=cov[:spec.p, :spec.p], cov_joint=cov,
                  theta=float(th), se_theta=float(se_theta),
-                 theta_estimated=spec.estimate_theta, cov_re=[L @ L.T],
-                 random_effects=[b], mu=mu, llf=-float(value), llf_start=-float(start_value),
+                 theta_estimated=spec.estimate_theta, cov_re=cov_re,
+                 random_effects=b, mu=mu, llf=-float(value), llf_start=-float(start_value),
                  n_iter=int(n_eval), converged=converged, method=method, nagq=nagq, phi=phi)
 
 

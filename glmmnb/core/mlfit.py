@@ -82,6 +82,7 @@ class Params:
     p: int
     q: int
     estimate_theta: bool
+    n_vc: int = 0
 
     @property
     def n_chol(self) -> int:
@@ -91,7 +92,7 @@ class Params:
     @property
     def size(self) -> int:
         """Length of ``phi``."""
-        return self.p + self.n_chol + int(self.estimate_theta)
+        return self.p + self.n_chol + self.n_vc + int(self.estimate_theta)
 
     def split(self, phi, theta_fixed):
         """``(beta, L, theta)`` from ``phi``."""
@@ -101,9 +102,15 @@ class Params:
         theta = float(np.exp(phi[-1])) if self.estimate_theta else theta_fixed
         return beta, L, theta
 
-    def join(self, beta, L, theta):
+    def vc(self, phi):
+        """The SDs of the nested levels' intercepts (any sign: only their squares matter)."""
+        start = self.p + self.n_chol
+        return phi[start:start + self.n_vc]
+
+    def join(self, beta, L, theta, vc=()):
         """``phi`` from its parts (``theta`` ignored when fixed)."""
-        parts = [np.asarray(beta, float), L[np.tril_indices(self.q)]]
+        parts = [np.asarray(beta, float), L[np.tril_indices(self.q)],
+                 np.asarray(vc, float).reshape(-1)]
         if self.estimate_theta:
             parts.append([np.log(theta)])
         return np.concatenate(parts)
