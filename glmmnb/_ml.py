@@ -11,15 +11,15 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from .core.agq import fit_agq
+from .core.agq import fit_agq, make_agq_objective
 from .core.ddf import nlme_ddf
-from .core.laplace import fit_laplace
+from .core.laplace import fit_laplace, make_objective
 from .core.scaling import standardizing_transform
 
-__all__ = ["fit_ml", "lr_test", "core_view", "METHODS"]
+__all__ = ["fit_ml", "lr_test", "core_view", "profile_ci", "METHODS"]
 
 METHODS = ("pql", "laplace", "agq")
 
@@ -168,9 +168,109 @@ def core_view(fit, theta_fit=None):
                 "cov_re": lmm.cov_re, "random_effects": lmm.random_effects,
                 "theta_source": "fixed" if theta_fit is None else "glm.nb",
                 "se_theta": np.nan if theta_fit is None else theta_fit.se_theta,
-                "theta_at_limit": bool(theta_fit is not None and theta_fit.at_limit)}
+                "theta_at_limit": bool(theta_fit is not None and theta_fit.at_limit),
+                "phi": None}
     return {"method": fit.method, "nagq": fit.nagq, "llf": fit.llf, "llf_start": fit.llf_start,
             "cov_joint": fit.cov_joint, "converged": fit.converged, "cov_re": fit.cov_re,
             "random_effects": fit.random_effects,
             "theta_source": "ML" if fit.theta_estimated else "fixed",
-            "se_theta": fit.se_theta, "theta_at_limit": False}
+            "se_theta": fit.se_theta, "theta_at_limit": False, "phi": fit.phi}
+
+
+def profile_ci(res, name="theta", alpha=0.05):
+    """Profile-likelihood interval of theta or of a random-effect SD.
+
+    The interval holds the values where ``2 (llf - llf_profile) <= chi2_1(1 -
+    alpha)``, each profile point maximising over all other parameters (R:
+    ``confint(fit, method = "profile")``).
+
+    Parameters
+    ----------
+    res : NegBinMixedGLMResults
+        A Laplace or AGQ fit.
+    name : str
+        ``"theta"``, the groups' name (the SD of their random intercept) or
+        a name in ``vc_names``.
+    alpha : float
+        1 - confidence level.
+
+    Returns
+    -------
+    (lower, upper) : tuple of float
+        On the scale of theta or of the SD.  An SD's lower limit is 0 when
+        the profile stays below the cut-off down to a zero variance; theta's
+        upper limit is ``inf`` when the data cannot rule out the Poisson limit.
+    """
+    if res.method == "pql":
+        raise ValueError("profile_ci needs a likelihood: refit with method='laplace' or 'agq'")
+    obj, j, is_theta = _profile_setup(res, name)
+    phi_hat = np.array(res._phi, float)
+    phi_hat[j] = phi_hat[j] if is_theta else abs(phi_hat[j])
+    prof = _Profile(obj, phi_hat, j)
+    cut = -res.llf + stats.chi2.ppf(1.0 - alpha, 1) / 2.0
+    se = np.sqrt(max(res.cov_joint[j, j], 1e-8))
+    if is_theta:
+        lo = _outward(prof, cut, phi_hat[j], -se)
+        hi = _outward(prof, cut, phi_hat[j], se)
+        return float(np.exp(lo)), float(np.exp(hi))
+    lower = 0.0 if prof(0.0) <= cut else _root(prof, cut, 0.0, phi_hat[j])
+    return lower, float(_outward(prof, cut, phi_hat[j], max(se, 0.05 * phi_hat[j], 1e-3)))
+
+
+def _outward(prof, cut, start, step, max_steps=12):
+    """Step from ``start`` by doubling steps until the profile crosses ``cut``; then the root."""
+    inner, outer = start, start + step
+    for _ in range(max_steps):
+        if prof(outer) > cut:
+            return _root(prof, cut, inner, outer)
+        inner, step = outer, 2.0 * step
+        outer = inner + step
+    return np.sign(step) * np.inf
+
+
+def _root(prof, cut, a, b):
+    return float(optimize.brentq(lambda v: prof(v) - cut, a, b, xtol=1e-7))
+
+
+class _Profile:
+    """``v -> min F`` over all parameters but entry ``j`` of ``phi``, held at ``v``."""
+
+    def __init__(self, obj, phi_hat, j):
+        self.obj, self.j, self.phi_hat = obj, j, phi_hat
+        self.free = np.arange(phi_hat.size) != j
+
+    def __call__(self, v):
+        phi = self.phi_hat.copy()
+        phi[self.j] = v
+
+        def fun_grad(psi):
+            phi[self.free] = psi
+            f, g = self.obj.value_and_grad(phi)
+            return f, g[self.free]
+
+        out = optimize.minimize(fun_grad, self.phi_hat[self.free], jac=True, method="L-BFGS-B",
+                                options={"maxiter": 1000, "ftol": 1e-14, "gtol": 1e-9})
+        return float(out.fun)
+
+
+def _profile_setup(res, name):
+    """The objective of the fit, the entry of ``phi`` profiled and whether it is log theta."""
+    model = res.model
+    X = model.exog
+    Xs = X @ standardizing_transform(X)
+    args = (model.endog, Xs, model._offset, model._Z, model.levels, model.theta)
+    obj = make_objective(*args) if res.method == "laplace" else make_agq_objective(
+        *args, res.nagq)
+    spec = obj.spec
+    group = getattr(model, "group_name", "Group")
+    if name == "theta":
+        if not spec.estimate_theta:
+            raise ValueError("theta was held fixed in this fit: there is no profile to take")
+        return obj, spec.size - 1, True
+    if name in (group, *model.exog_re_names[:1]) and spec.q == 1:
+        return obj, spec.p, False
+    if name in model.vc_names:
+        return obj, spec.p + spec.n_chol + model.vc_names.index(name), False
+    raise ValueError(f"profile_ci takes 'theta', {group!r} (the SD of a scalar random "
+                     f"intercept) or one of {model.vc_names}; got {name!r} (the SDs of "
+                     "correlated random slopes are not profiled)")

@@ -115,6 +115,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         self.theta_at_limit = core["theta_at_limit"]
         self._llf, self.llf_start = core["llf"], core["llf_start"]
         self.cov_joint = core["cov_joint"]
+        self._phi = core["phi"]
         self.ddf = np.asarray(ddf)
         self.n_iter = pql.n_iter
         self.converged = core["converged"]
@@ -447,6 +448,40 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         from ._ml import lr_test
 
         return lr_test(self, getattr(restricted, "_results", restricted))
+
+    def profile_ci(self, name="theta", alpha=0.05):
+        """Profile-likelihood interval of theta or of a random-effect SD (ML fits).
+
+        Parameters
+        ----------
+        name : str
+            ``"theta"``, the groups' name (SD of a scalar random intercept)
+            or a nested level in ``vc_names``.
+        alpha : float
+            1 - confidence level.
+
+        Returns
+        -------
+        (lower, upper) : tuple of float
+
+        See Also
+        --------
+        glmmnb._ml.profile_ci : how the profile is taken.
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> res = NegBinMixedGLM.from_formula(
+        ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit(
+        ...     method="laplace")
+        >>> lo, hi = res.profile_ci("theta")
+        >>> bool(lo < res.theta < hi)
+        True
+        """
+        from ._ml import profile_ci
+
+        return profile_ci(self, name, alpha)
 
     @property
     def scale_sd(self):

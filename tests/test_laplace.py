@@ -212,3 +212,43 @@ def test_gradient_is_exact(name):
     _, grad = obj.value_and_grad(phi)
     fd = [(obj.value(phi + e) - obj.value(phi - e)) / 2e-6 for e in np.eye(phi.size) * 1e-6]
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5)
+
+
+PROFILE = json.loads((LAPLACE / "profile_ci.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("name", sorted(PROFILE))
+def test_profile_ci_against_glmmtmb(name):
+    """glmmTMB's confint(method = "profile") (make_profile_ci.R); R interpolates a spline."""
+    ref = PROFILE[name]
+    res = _fit(name, method="laplace")
+    np.testing.assert_allclose(res.profile_ci("theta"), ref["theta_ci"], rtol=2e-3)
+    if ref["sd_ci"]:
+        np.testing.assert_allclose(res.profile_ci("slide"), ref["sd_ci"], rtol=2e-3)
+
+
+def test_profile_ci_names():
+    res = _fit("v06_random_slope", method="laplace")
+    with pytest.raises(ValueError, match="not profiled"):
+        res.profile_ci("slide")
+    with pytest.raises(ValueError, match="held fixed"):
+        _fit("v08_fixed_theta", theta=2.0, method="laplace").profile_ci("theta")
+
+
+@pytest.mark.parametrize("folder", ["x04_three_levels", "x06_slope_and_nested"])
+def test_nested_gradient_is_exact(folder):
+    """Nested levels (three levels; slopes with nested intercepts): gradient vs differences."""
+    from glmmnb.core.nested import NestedObjective
+
+    data, exp = load_case(DATA / "r" / folder)
+    model = NegBinMixedGLM.from_formula(exp["formula"], data, groups=exp["groups"],
+                                        re_formula=exp["re_formula"],
+                                        vc_formula=exp["vc_formula"])
+    obj = NestedObjective(model.endog, model.exog, model._offset,
+                          model._Z[:, list(model.levels[0].zcols)], model.levels, None)
+    beta = np.r_[1.0, np.zeros(model.exog.shape[1] - 1)]
+    phi = obj.spec.join(beta, np.linalg.cholesky(0.1 * np.eye(obj.q) + 0.02), 3.0,
+                        [0.3] * obj.Q)
+    _, grad = obj.value_and_grad(phi)
+    fd = [(obj.value(phi + e) - obj.value(phi - e)) / 2e-6 for e in np.eye(phi.size) * 1e-6]
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5)

@@ -22,7 +22,7 @@ from scipy.special import logsumexp
 
 from .laplace import LaplaceObjective, _Rows, _start_phi, run_ml
 
-__all__ = ["fit_agq"]
+__all__ = ["fit_agq", "make_agq_objective"]
 
 
 class AGQObjective(LaplaceObjective):
@@ -117,7 +117,12 @@ def fit_agq(y, X, offset, Z, levels, theta=None, start=None, nagq=25):
             "nested levels")
     if int(nagq) < 1:
         raise ValueError(f"nagq must be a positive integer, got {nagq!r}")
-    level = levels[0]
-    obj = AGQObjective(y, X, offset, Z[:, list(level.zcols)], level.codes, level.n_groups,
-                       theta, nagq=int(nagq))
+    obj = make_agq_objective(y, X, offset, Z, levels, theta, nagq)
     return run_ml(obj, _start_phi(obj, start), theta, "agq", int(nagq))
+
+
+def make_agq_objective(y, X, offset, Z, levels, theta, nagq):
+    """The quadrature objective of a single scalar random effect (arguments of :func:`fit_agq`)."""
+    level = levels[0]
+    return AGQObjective(y, X, offset, Z[:, list(level.zcols)], level.codes, level.n_groups,
+                        theta, nagq=int(nagq))

@@ -29,7 +29,7 @@ from scipy import special
 
 from .mlfit import MLFit, Params, minimize_nll, start_cholesky
 
-__all__ = ["fit_laplace", "LaplaceObjective"]
+__all__ = ["fit_laplace", "make_objective", "LaplaceObjective"]
 
 
 class _Rows:
@@ -267,15 +267,27 @@ def fit_laplace(y, X, offset, Z, levels, theta=None, start=None):
     >>> fit.converged, round(float(fit.params[0]), 2), round(fit.theta, 1)
     (True, 0.99, 4.2)
     """
+    obj = make_objective(y, X, offset, Z, levels, theta)
+    return run_ml(obj, _start_phi(obj, start), theta, "laplace", 1)
+
+
+def make_objective(y, X, offset, Z, levels, theta):
+    """The Laplace objective of a structure: one level, or nested levels.
+
+    Parameters are those of :func:`fit_laplace`.
+
+    Returns
+    -------
+    LaplaceObjective
+        ``value(phi)`` and ``value_and_grad(phi)`` of ``-loglik``.
+    """
     top = levels[0]
     Zq = Z[:, list(top.zcols)]
     if len(levels) == 1:
-        obj = LaplaceObjective(y, X, offset, Zq, top.codes, top.n_groups, theta)
-    else:
-        from .nested import NestedObjective
+        return LaplaceObjective(y, X, offset, Zq, top.codes, top.n_groups, theta)
+    from .nested import NestedObjective
 
-        obj = NestedObjective(y, X, offset, Zq, levels, theta)
-    return run_ml(obj, _start_phi(obj, start), theta, "laplace", 1)
+    return NestedObjective(y, X, offset, Zq, levels, theta)
 
 
 def _start_phi(obj, start):
