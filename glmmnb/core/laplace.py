@@ -28,45 +28,67 @@ import numpy as np
 from scipy import special
 
 from .mlfit import MLFit, Params, minimize_nll, start_cholesky
+from .negbin import _count_table
 
 __all__ = ["fit_laplace", "make_objective", "LaplaceObjective"]
 
 
 class _Rows:
-    """Derivatives of ``-log P(y | eta)`` in ``eta`` (and log theta) at the current rows."""
+    """Derivatives of ``-log P(y | eta)`` in ``eta`` (and log theta) at the current rows.
+
+    ``nll`` omits the ``eta``-free terms (:func:`_nll_constant`); ``d3`` is
+    computed on first use (only the gradient needs it).
+    """
 
     def __init__(self, y, eta, theta):
         mu = np.exp(eta)
-        self.mu = mu
+        self.mu, self.theta = mu, theta
         if np.isinf(theta):
             self.d1 = mu - y
             self.w = mu
-            self.d3 = mu
             self.nll = mu - y * eta
             return
         t = mu + theta
+        self.t = t
+        # log(mu + theta) = log(theta) + log1p(mu / theta) keeps the digits of
+        # theta * log1p(mu / theta) for large theta at the cost of one log
+        self.lp = np.log1p(mu / theta)
         self.d1 = theta * (mu - y) / t
         self.w = mu * theta * (y + theta) / (t * t)
-        self.d3 = self.w * (theta - mu) / t
-        self.nll = y * np.log(t) + theta * np.log1p(mu / theta) - y * eta
+        self.nll = (y + theta) * self.lp + y * (np.log(theta) - eta)
 
-    def theta_parts(self, y, theta):
-        """``theta`` times the derivatives in theta of ``nll``, ``d1`` and ``w``."""
-        mu = self.mu
-        t = mu + theta
-        dnll = -(special.digamma(y + theta) - special.digamma(theta)
-                 - np.log1p(mu / theta) + (mu - y) / t)
+    @property
+    def d3(self):
+        """Third derivative of ``-log P`` in ``eta``."""
+        if np.isinf(self.theta):
+            return self.mu
+        return self.w * (self.theta - self.mu) / self.t
+
+    def theta_parts(self, y, table):
+        """``theta`` times: the summed derivative of ``-log P`` in theta, ``d d1``, ``d w``."""
+        theta, mu, t = self.theta, self.mu, self.t
+        n = y.shape[0]
+        if table is None:
+            sum_psi = float(np.sum(special.digamma(y + theta)))
+        else:
+            sum_psi = float(table[1] @ special.digamma(table[0] + theta))
+        dnll = -(sum_psi - n * special.digamma(theta) - np.sum(self.lp)
+                 + np.sum((mu - y) / t))
         dd1 = (mu - y) * mu / (t * t)
         dw = mu * ((y + 2.0 * theta) * mu - y * theta) / (t * t * t)
         return theta * dnll, theta * dd1, theta * dw
 
 
-def _nll_constant(y, theta):
-    """The part of ``-sum log P(y | eta)`` that does not depend on ``eta``."""
+def _nll_constant(y, theta, table=None):
+    """The part of ``-sum log P(y | eta)`` that :attr:`_Rows.nll` leaves out."""
+    if table is None:
+        values, counts = y, np.ones(y.shape[0])
+    else:
+        values, counts = table
     if np.isinf(theta):
-        return float(np.sum(special.gammaln(y + 1.0)))
-    return float(-np.sum(special.gammaln(y + theta) - special.gammaln(theta)
-                         - special.gammaln(y + 1.0)))
+        return float(counts @ special.gammaln(values + 1.0))
+    return float(-counts @ (special.gammaln(values + theta) - special.gammaln(theta)
+                            - special.gammaln(values + 1.0)))
 
 
 class LaplaceObjective:
@@ -86,21 +108,39 @@ class LaplaceObjective:
         ``None`` estimates it (the last entry of ``phi`` is log theta).
     """
 
-    def __init__(self, y, X, offset, Z, codes, n_groups, theta):
+    def __init__(self, y, X, offset, Z, codes, n_groups, theta, sort_by=None):
+        # rows in group order make every group sum one np.add.reduceat over
+        # contiguous segments (several times faster than a weighted bincount)
+        key = codes if sort_by is None else sort_by
+        self.order = None
+        if key.size > 1 and np.any(key[1:] < key[:-1]):
+            self.order = np.argsort(key, kind="stable")
+            y, X, offset, Z, codes = (np.asarray(a)[self.order] for a in (y, X, offset, Z, codes))
         self.y, self.X, self.offset = y, X, offset
         self.Z = np.asarray(Z, float)
         self.codes, self.G = codes, int(n_groups)
+        self.starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
         self.q = self.Z.shape[1]
         self.ones = self.q == 1 and bool(np.all(self.Z == 1.0))
         self.spec = Params(X.shape[1], self.q, theta is None)
         self.theta_fixed = theta
         self.u = np.zeros((self.G, self.q))
         self._const = {}
+        # the gamma-function terms depend on y only through its distinct values
+        self.table = _count_table(y)
+
+    def unsort(self, rowvalues):
+        """Per-row values back in the caller's row order."""
+        if self.order is None:
+            return rowvalues
+        out = np.empty_like(rowvalues)
+        out[self.order] = rowvalues
+        return out
 
     # group sums -------------------------------------------------------
     def gsum(self, w):
-        """``sum_i w_i`` per group."""
-        return np.bincount(self.codes, weights=w, minlength=self.G)
+        """``sum_i w_i`` per group (every group has rows: codes come from factorize)."""
+        return np.add.reduceat(w, self.starts)
 
     def gvec(self, w):
         """``sum_i w_i z_i`` per group, ``(G, q)``."""
@@ -145,12 +185,12 @@ class LaplaceObjective:
         for _ in range(maxiter):
             g = self.gvec(rows.d1) @ L + u
             H = self._hessian(rows, L)
-            step = np.linalg.solve(H, g[:, :, None])[:, :, 0]
+            step = g / H[:, :, 0] if self.q == 1 else np.linalg.solve(H, g[:, :, None])[:, :, 0]
             if np.max(np.abs(step)) < tol:
                 break
             u, rows, f = self._descend(eta0, L, theta, u, step, f)
         self.u = u
-        return u, rows, self._hessian(rows, L), f
+        return u, rows, H, f
 
     def _at(self, eta0, L, theta, u):
         rows = _Rows(self.y, eta0 + self.rowdot(u @ L.T), theta)
@@ -175,7 +215,7 @@ class LaplaceObjective:
     def constant(self, theta):
         """Cached ``eta``-free part of the NB log-likelihood."""
         if theta not in self._const:
-            self._const = {theta: _nll_constant(self.y, theta)}
+            self._const = {theta: _nll_constant(self.y, theta, self.table)}
         return self._const[theta]
 
     def value(self, phi):
@@ -191,24 +231,25 @@ class LaplaceObjective:
         value = self.constant(theta) + float(np.sum(f)) + 0.5 * _logdet(H)
         Hinv = np.linalg.inv(H)
         h = self.rowquad(np.einsum("ab,gbc,dc->gad", L, Hinv, L))
-        a = 0.5 * self.gvec(rows.d3 * h) @ L
+        d3h = rows.d3 * h
+        a = 0.5 * self.gvec(d3h) @ L
         c = np.einsum("gab,gb->ga", Hinv, a)
         vc = self.rowdot(c @ L.T)
-        r = rows.d1 + 0.5 * rows.d3 * h - rows.w * vc
+        r = rows.d1 + 0.5 * d3h - rows.w * vc
         grad_L = (np.einsum("ga,gb->ab", self.gvec(r), u)
                   + np.einsum("gab,bc,gcd->ad", self.gmat(rows.w), L, Hinv)
                   - np.einsum("ga,gb->ab", self.gvec(rows.d1), c))
         parts = [self.X.T @ r, grad_L[np.tril_indices(self.q)]]
         if self.spec.estimate_theta:
-            dnll, dd1, dw = rows.theta_parts(self.y, theta)
-            parts.append([np.sum(dnll + 0.5 * dw * h - dd1 * vc)])
+            dnll, dd1, dw = rows.theta_parts(self.y, self.table)
+            parts.append([dnll + np.sum(0.5 * dw * h - dd1 * vc)])
         return value, np.concatenate(parts)
 
     def conditional(self, phi):
         """Means and the random effects ``[b = L u]`` at the modes for ``phi``."""
         beta, L, theta = self.spec.split(phi, self.theta_fixed)
         u, rows, _, _ = self.modes(self.X @ beta + self.offset, L, theta)
-        return rows.mu, [u @ L.T]
+        return self.unsort(rows.mu), [u @ L.T]
 
     def cov_re(self, phi):
         """``[L L']``."""

@@ -15,6 +15,8 @@ reduction as the nested linear mixed model.  The gradient is that of
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .laplace import LaplaceObjective, _Rows
@@ -38,12 +40,15 @@ class NestedObjective(LaplaceObjective):
     """
 
     def __init__(self, y, X, offset, Z, levels, theta):
-        super().__init__(y, X, offset, Z, levels[0].codes, levels[0].n_groups, theta)
-        self.levels = list(levels)
+        super().__init__(y, X, offset, Z, levels[0].codes, levels[0].n_groups, theta,
+                         sort_by=levels[-1].codes)
+        order = self.order
+        self.levels = [lev if order is None else dataclasses.replace(lev, codes=lev.codes[order])
+                       for lev in levels]
         self.Q = len(levels) - 1
         self.spec = type(self.spec)(X.shape[1], self.q, theta is None, self.Q)
         self.sizes = [lev.n_groups for lev in levels]
-        self.leaf = levels[-1].codes
+        self.leaf = self.levels[-1].codes
         # ancestor of every node at every outer level (anc[l][m]: level-m index of level-l nodes)
         self.anc = [[None] * (lev_i + 1) for lev_i in range(len(levels))]
         for li in range(len(levels)):
@@ -212,15 +217,15 @@ class NestedObjective(LaplaceObjective):
                   for k, (lev, ul, cl) in enumerate(zip(self.levels[1:], us, cs))]
         parts = [self.X.T @ r, grad_L[np.tril_indices(self.q)], grad_s]
         if self.spec.estimate_theta:
-            dnll, dd1, dw = rows.theta_parts(self.y, theta)
-            parts.append([np.sum(dnll + 0.5 * dw * h - dd1 * vc)])
+            dnll, dd1, dw = rows.theta_parts(self.y, self.table)
+            parts.append([dnll + np.sum(0.5 * dw * h - dd1 * vc)])
         return value, np.concatenate(parts)
 
     def conditional(self, phi):
         """Means and the random effects per level (``L u`` outermost, ``s_l u_l`` inside)."""
         beta, L, s, theta = self._parts(phi)
         u0, us, rows, _, _ = self.nested_modes(self.X @ beta + self.offset, L, s, theta)
-        return rows.mu, [u0 @ L.T] + [(sl * ul)[:, None] for sl, ul in zip(s, us)]
+        return self.unsort(rows.mu), [u0 @ L.T] + [(sl * ul)[:, None] for sl, ul in zip(s, us)]
 
     def cov_re(self, phi):
         """``[L L', [[s_1^2]], ...]``."""
