@@ -68,7 +68,11 @@ def fit_ml(model, method, nagq=25, use_t=True):
     kwargs = {} if method == "laplace" else {"nagq": nagq}
     fit = core(model.endog, Xs, model._offset, model._Z, model.levels, theta=model.theta,
                start=start, **kwargs)
-    if not fit.converged:
+    if fit.theta_at_limit:
+        warnings.warn(f"the ML theta of the mixed model ran off towards infinity (stopped at "
+                      f"{fit.theta:.3g}): no overdispersion beyond the random effects; "
+                      "consider the Poisson GLMM (theta=numpy.inf)", UserWarning, stacklevel=3)
+    elif not fit.converged:
         warnings.warn(f"the {method} fit stopped before its gradient vanished; the estimates "
                       "may not be the maximum likelihood", ConvergenceWarning, stacklevel=3)
     fit.params = T @ fit.params
@@ -174,7 +178,7 @@ def core_view(fit, theta_fit=None):
             "cov_joint": fit.cov_joint, "converged": fit.converged, "cov_re": fit.cov_re,
             "random_effects": fit.random_effects,
             "theta_source": "ML" if fit.theta_estimated else "fixed",
-            "se_theta": fit.se_theta, "theta_at_limit": False, "phi": fit.phi}
+            "se_theta": fit.se_theta, "theta_at_limit": fit.theta_at_limit, "phi": fit.phi}
 
 
 def profile_ci(res, name="theta", alpha=0.05):

@@ -28,9 +28,14 @@ import numpy as np
 from scipy import special
 
 from .mlfit import MLFit, Params, minimize_nll, start_cholesky
+from ._blocks import blocks
 from .negbin import _count_table
 
-__all__ = ["fit_laplace", "make_objective", "LaplaceObjective"]
+__all__ = ["fit_laplace", "make_objective", "LaplaceObjective", "THETA_MAX"]
+
+# theta is searched in [THETA_MIN, THETA_MAX]; at the top the NB model is the
+# Poisson GLMM to well within the llf tolerance, and the fit says so
+THETA_MIN, THETA_MAX = 1e-4, 1e8
 
 
 class _Rows:
@@ -41,21 +46,26 @@ class _Rows:
     """
 
     def __init__(self, y, eta, theta):
-        mu = np.exp(eta)
-        self.mu, self.theta = mu, theta
+        self.theta = theta
         if np.isinf(theta):
-            self.d1 = mu - y
-            self.w = mu
-            self.nll = mu - y * eta
+            mu = np.exp(eta)
+            self.mu, self.d1, self.w, self.nll = mu, mu - y, mu, mu - y * eta
             return
-        t = mu + theta
-        self.t = t
-        # log(mu + theta) = log(theta) + log1p(mu / theta) keeps the digits of
-        # theta * log1p(mu / theta) for large theta at the cost of one log
-        self.lp = np.log1p(mu / theta)
-        self.d1 = theta * (mu - y) / t
-        self.w = mu * theta * (y + theta) / (t * t)
-        self.nll = (y + theta) * self.lp + y * (np.log(theta) - eta)
+        n = y.shape[0]
+        self.mu, self.t, self.lp, self.d1, self.w, self.nll = (np.empty(n) for _ in range(6))
+        log_theta = np.log(theta)
+        # block by block, so that the temporaries stay in cache (see _blocks)
+        for s in blocks(n):
+            ys, mu, t = y[s], self.mu[s], self.t[s]
+            np.exp(eta[s], out=mu)
+            np.add(mu, theta, out=t)
+            # log(mu + theta) = log(theta) + log1p(mu / theta) keeps the digits
+            # of theta * log1p(mu / theta) for large theta at the cost of one log
+            lp = np.log1p(mu / theta, out=self.lp[s])
+            np.divide(theta * (mu - ys), t, out=self.d1[s])
+            yt = ys + theta
+            np.divide(mu * theta * yt, t * t, out=self.w[s])
+            np.add(yt * lp, ys * (log_theta - eta[s]), out=self.nll[s])
 
     @property
     def d3(self):
@@ -69,13 +79,20 @@ class _Rows:
         theta, mu, t = self.theta, self.mu, self.t
         n = y.shape[0]
         if table is None:
-            sum_psi = float(np.sum(special.digamma(y + theta)))
+            psi = float(np.sum(special.digamma(y + theta))) - n * special.digamma(theta)
         else:
-            sum_psi = float(table[1] @ special.digamma(table[0] + theta))
-        dnll = -(sum_psi - n * special.digamma(theta) - np.sum(self.lp)
-                 + np.sum((mu - y) / t))
-        dd1 = (mu - y) * mu / (t * t)
-        dw = mu * ((y + 2.0 * theta) * mu - y * theta) / (t * t * t)
+            # psi(v + theta) - psi(theta) = sum_{k < v} 1 / (theta + k): no
+            # cancellation when theta is large
+            steps = np.concatenate([[0.0], np.cumsum(1.0 / (theta + np.arange(table[0][-1])))])
+            psi = float(table[1] @ steps[table[0].astype(np.intp)])
+        # (mu - y) / (mu + theta) summed is sum(d1) / theta
+        dnll = -(psi - np.sum(self.lp) + np.sum(self.d1) / theta)
+        dd1, dw = np.empty(n), np.empty(n)
+        for s in blocks(n):
+            m, ts, ys = mu[s], t[s], y[s]
+            t2 = ts * ts
+            np.divide((m - ys) * m, t2, out=dd1[s])
+            np.divide(m * ((ys + 2.0 * theta) * m - ys * theta), t2 * ts, out=dw[s])
         return theta * dnll, theta * dd1, theta * dw
 
 
@@ -85,10 +102,17 @@ def _nll_constant(y, theta, table=None):
         values, counts = y, np.ones(y.shape[0])
     else:
         values, counts = table
+    log_fact = counts @ special.gammaln(values + 1.0)
     if np.isinf(theta):
-        return float(counts @ special.gammaln(values + 1.0))
-    return float(-counts @ (special.gammaln(values + theta) - special.gammaln(theta)
-                            - special.gammaln(values + 1.0)))
+        return float(log_fact)
+    if table is None:
+        ratio = special.gammaln(values + theta) - special.gammaln(theta)
+    else:
+        # log Gamma(v + theta) / Gamma(theta) = sum_{k < v} log(theta + k) for
+        # integer counts, without the cancellation of two huge gammaln values
+        steps = np.concatenate([[0.0], np.cumsum(np.log(theta + np.arange(values[-1])))])
+        ratio = steps[values.astype(np.intp)]
+    return float(log_fact - counts @ ratio)
 
 
 class LaplaceObjective:
@@ -350,10 +374,15 @@ def run_ml(obj, phi0, theta, method, nagq):
     ``conditional(phi)``; the fit never ends below its start.
     """
     start_value = obj.value_and_grad(phi0)[0]
-    phi, value, hess, n_eval, converged = minimize_nll(obj.value_and_grad, phi0.copy())
+    spec = obj.spec
+    bounds = [(None, None)] * spec.size
+    if spec.estimate_theta:
+        bounds[-1] = (np.log(THETA_MIN), np.log(THETA_MAX))
+        phi0[-1] = np.clip(phi0[-1], *bounds[-1])
+    phi, value, hess, n_eval, converged = minimize_nll(obj.value_and_grad, phi0.copy(),
+                                                       bounds=bounds)
     if value > start_value:
         phi, value = phi0, start_value
-    spec = obj.spec
     beta, _, th = spec.split(phi, obj.theta_fixed)
     cov = _invert(hess)
     mu, b = obj.conditional(phi)
@@ -363,7 +392,8 @@ def run_ml(obj, phi0, theta, method, nagq):
                  theta=float(th), se_theta=float(se_theta),
                  theta_estimated=spec.estimate_theta, cov_re=cov_re,
                  random_effects=b, mu=mu, llf=-float(value), llf_start=-float(start_value),
-                 n_iter=int(n_eval), converged=converged, method=method, nagq=nagq, phi=phi)
+                 n_iter=int(n_eval), converged=converged, method=method, nagq=nagq, phi=phi,
+                 theta_at_limit=bool(spec.estimate_theta and th >= 0.999 * THETA_MAX))
 
 
 def _invert(hess):

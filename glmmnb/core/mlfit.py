@@ -55,6 +55,8 @@ class MLFit:
         Quadrature points (1 for Laplace).
     phi : ndarray
         The optimum ``phi``.
+    theta_at_limit : bool
+        Whether theta ran to the top of its range (no overdispersion).
     """
 
     params: np.ndarray
@@ -73,6 +75,7 @@ class MLFit:
     method: str
     nagq: int
     phi: np.ndarray = field(repr=False)
+    theta_at_limit: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ def fd_hessian(grad, phi, rel=1e-5):
     return 0.5 * (H + H.T)
 
 
-def minimize_nll(fun_grad, phi0, *, tol=1e-8, polish=4):
+def minimize_nll(fun_grad, phi0, *, tol=1e-8, polish=4, bounds=None):
     """Minimise ``F`` with L-BFGS, then Newton steps on a finite-difference Hessian.
 
     Parameters
@@ -157,7 +160,9 @@ def minimize_nll(fun_grad, phi0, *, tol=1e-8, polish=4):
         Converged when the Newton decrement ``g' H^{-1} g / 2`` (how much
         further ``F`` could fall on its quadratic model) is below ``tol``.
     polish : int
-        Most Newton steps after L-BFGS.
+        Most Newton steps after L-BFGS (none when a bound is active).
+    bounds : sequence of (low, high), optional
+        Box constraints for L-BFGS-B (``None`` entries: unbounded).
 
     Returns
     -------
@@ -172,16 +177,23 @@ def minimize_nll(fun_grad, phi0, *, tol=1e-8, polish=4):
 
     def counted(phi):
         count[0] += 1
-        return fun_grad(phi)
+        value, g = fun_grad(phi)
+        # a trial point far out (a runaway theta, exp overflow) must read as
+        # uphill, so that the line search backs off instead of stopping
+        if not (np.isfinite(value) and np.all(np.isfinite(g))):
+            return np.inf, np.zeros_like(phi)
+        return value, g
 
-    res = optimize.minimize(counted, phi0, jac=True, method="L-BFGS-B",
+    res = optimize.minimize(counted, phi0, jac=True, method="L-BFGS-B", bounds=bounds,
                             options={"maxiter": 2000, "maxfun": 5000, "ftol": 1e-15,
                                      "gtol": 1e-10, "maxcor": 20})
     phi, value = res.x, float(res.fun)
     grad = lambda x: counted(x)[1]  # noqa: E731 - a one-line adaptor
     g = counted(phi)[1]
     hess = fd_hessian(grad, phi)
-    for _ in range(polish):
+    at_bound = bounds is not None and any(
+        b is not None and np.isclose(x, b) for x, pair in zip(phi, bounds) for b in pair)
+    for _ in range(0 if at_bound else polish):
         if _decrement(hess, g) < 1e-3 * tol:
             break
         moved = _backtrack(counted, phi, value, _newton_step(hess, g))
@@ -189,7 +201,8 @@ def minimize_nll(fun_grad, phi0, *, tol=1e-8, polish=4):
             break
         phi, value, g = moved
         hess = fd_hessian(grad, phi)
-    return phi, value, hess, count[0], bool(_decrement(hess, g) < tol)
+    converged = bool(_decrement(hess, g) < tol) or (at_bound and res.success)
+    return phi, value, hess, count[0], converged
 
 
 def _decrement(hess, g):
@@ -204,6 +217,8 @@ def _decrement(hess, g):
 
 def _newton_step(hess, g):
     """Newton step, with eigenvalues floored so that it points downhill."""
+    if not np.all(np.isfinite(hess)):
+        return np.zeros_like(g)
     vals, vecs = np.linalg.eigh(hess)
     vals = np.maximum(vals, 1e-8 * max(1.0, np.max(np.abs(vals))))
     return vecs @ ((vecs.T @ g) / vals)
