@@ -81,10 +81,10 @@ def _fit_one(sc, data, method):
     slope = sc.sd1 > 0
     formula = "counts ~ treatment + area" if slope else "counts ~ treatment"
     term = "treatment"
-    model = NegBinMixedGLM.from_formula(formula, data, groups="slide",
-                                        re_formula="~area" if slope else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        model = NegBinMixedGLM.from_formula(formula, data, groups="slide",
+                                            re_formula="~area" if slope else None)
         res = (model.fit() if method == "pql" else
                model.fit(method=method, nagq=25) if method == "agq" else
                model.fit(method=method))

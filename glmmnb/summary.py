@@ -112,7 +112,7 @@ def _method(res):
 def _theta_text(res):
     if np.isinf(res.theta):
         return "inf (fixed: Poisson GLMM)"
-    if res.theta_source == "ML":
+    if res.theta_source == "ML" and not res.theta_at_limit:
         return f"{res.theta:.4f} (ML of the mixed model, SE {res.se_theta:.3g})"
     if res.theta_source == "fixed":
         return f"{res.theta:.4g} (fixed)"
@@ -160,7 +160,10 @@ def _formatted(table, formats, default, na_rep=""):
 def _warnings(res):
     """Notes for everything a reader must not miss: each fit problem, in words."""
     notes = []
-    if not res.converged and res.n_iter >= res.fit_options["maxiter"]:
+    if not res.converged and _method(res) != "pql":
+        notes.append(f"WARNING: the {_method(res)} fit stopped before its gradient vanished; "
+                     "the estimates may not be the maximum likelihood.")
+    elif not res.converged and res.n_iter >= res.fit_options["maxiter"]:
         notes.append(f"WARNING: PQL did not converge in {res.n_iter} iterations; "
                      "the estimates are not final (refit with a larger maxiter).")
     elif not res.converged:

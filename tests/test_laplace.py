@@ -252,3 +252,20 @@ def test_nested_gradient_is_exact(folder):
     _, grad = obj.value_and_grad(phi)
     fd = [(obj.value(phi + e) - obj.value(phi - e)) / 2e-6 for e in np.eye(phi.size) * 1e-6]
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5)
+
+
+def test_runaway_theta_is_flagged():
+    """Poisson counts with a slide effect: the mixed model's own ML theta is infinite."""
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(12), 40)
+    y = rng.poisson(np.exp(1.0 + 0.4 * rng.normal(size=12)[g]))
+    data = pd.DataFrame({"counts": y.astype(float), "slide": [f"s{k}" for k in g]})
+    model = NegBinMixedGLM.from_formula("counts ~ 1", data, groups="slide")
+    with pytest.warns(UserWarning, match="ran off towards infinity"):
+        res = model.fit(method="laplace")
+    assert res.theta_at_limit
+    poisson = NegBinMixedGLM.from_formula("counts ~ 1", data, groups="slide",
+                                          theta=np.inf).fit(method="laplace")
+    assert res.llf == pytest.approx(poisson.llf, abs=1e-3)
