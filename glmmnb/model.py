@@ -39,7 +39,7 @@ def _take(values, keep):
 
 
 class NegBinMixedGLM(base.LikelihoodModel):
-    """Negative-binomial GLMM with a log link, fitted by PQL.
+    """Negative-binomial GLMM with a log link, fitted by PQL or maximum likelihood.
 
     ``log E[y | b] = X beta + Z b + offset`` with ``Var(y | b) = mu + mu^2 /
     theta``.  The random part is a random intercept per group, correlated
@@ -64,9 +64,11 @@ class NegBinMixedGLM(base.LikelihoodModel):
     exposure : array_like, optional
         Exposure; its log is added to the offset.
     theta : float, optional
-        NB2 shape.  ``None`` estimates it as the ML theta of the
-        fixed-effects NB GLM (R: ``MASS::glm.nb(fixed)$theta``); a positive
-        number fixes it; ``numpy.inf`` is the Poisson limit.
+        NB2 shape.  ``None`` estimates it: for PQL as the ML theta of the
+        fixed-effects NB GLM (R: ``MASS::glm.nb(fixed)$theta``), for
+        ``fit(method="laplace" | "agq")`` jointly with the mixed model (R:
+        ``glmmTMB(family = nbinom2)``); a positive number fixes it;
+        ``numpy.inf`` is the Poisson limit.
     missing : {"none", "drop", "raise"}
         Missing values: ``"drop"`` drops the rows, the others raise
         :class:`statsmodels.tools.sm_exceptions.MissingDataError`.

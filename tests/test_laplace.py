@@ -269,3 +269,13 @@ def test_runaway_theta_is_flagged():
     poisson = NegBinMixedGLM.from_formula("counts ~ 1", data, groups="slide",
                                           theta=np.inf).fit(method="laplace")
     assert res.llf == pytest.approx(poisson.llf, abs=1e-3)
+
+
+def test_ml_results_pickle():
+    import pickle
+
+    res = _fit("v11_nested", method="laplace")
+    back = pickle.loads(pickle.dumps(res))
+    assert back.llf == res.llf and back.method == "laplace"
+    np.testing.assert_array_equal(back.bse, res.bse)
+    assert "Laplace" in back.summary().as_text()
