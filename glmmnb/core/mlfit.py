@@ -189,7 +189,8 @@ def minimize_nll(fun_grad, phi0, *, tol=1e-8, polish=4, bounds=None):
                                      "gtol": 1e-10, "maxcor": 20})
     phi, value = res.x, float(res.fun)
     grad = lambda x: counted(x)[1]  # noqa: E731 - a one-line adaptor
-    g = counted(phi)[1]
+    # L-BFGS's own last gradient is that of phi (it returns its best point)
+    g = res.jac if np.all(np.isfinite(res.jac)) else counted(phi)[1]
     hess = fd_hessian(grad, phi)
     at_bound = bounds is not None and any(
         b is not None and np.isclose(x, b) for x, pair in zip(phi, bounds) for b in pair)
@@ -199,8 +200,12 @@ def minimize_nll(fun_grad, phi0, *, tol=1e-8, polish=4, bounds=None):
         moved = _backtrack(counted, phi, value, _newton_step(hess, g))
         if moved is None:
             break
+        moved_by = np.max(np.abs(moved[0] - phi) / np.maximum(1.0, np.abs(phi)))
         phi, value, g = moved
-        hess = fd_hessian(grad, phi)
+        # a Hessian is 2 k gradients: refresh it only after a real move (the
+        # standard errors then come from it at the optimum to O(1e-5))
+        if moved_by > 1e-5:
+            hess = fd_hessian(grad, phi)
     converged = bool(_decrement(hess, g) < tol) or (at_bound and res.success)
     return phi, value, hess, count[0], converged
 
