@@ -257,8 +257,9 @@ class NegBinMixedGLM(base.LikelihoodModel):
             mod.data.__class__ = _FormulaData  # picklable anywhere (see _FormulaData)
         return mod
 
-    def fit(self, maxiter=10, tol=1e-6, ddf="nlme", **kwargs):
-        """Fit by penalized quasi-likelihood, as ``MASS::glmmPQL``.
+    def fit(self, maxiter=10, tol=1e-6, ddf="nlme", method="pql", nagq=25, use_t=True,
+            **kwargs):
+        """Fit by penalized quasi-likelihood (``MASS::glmmPQL``) or maximum likelihood.
 
         Parameters
         ----------
@@ -274,6 +275,20 @@ class NegBinMixedGLM(base.LikelihoodModel):
             on the final working linear mixed model (R: lmerTest on glmmPQL's
             working data), or ``N - p``, which ignores the grouping (the
             summary says so).  Standard errors are the same for all three.
+        method : {"pql", "laplace", "agq"}
+            ``"pql"`` (default) reproduces ``glmmPQL``.  ``"laplace"``
+            maximises glmmTMB's Laplace approximation of the likelihood with
+            theta estimated jointly (``theta=None``), fixed (a number) or
+            infinite (Poisson); ``"agq"`` uses ``nagq``-point adaptive
+            Gauss-Hermite quadrature (a single scalar random intercept only).
+            Both start from the PQL fit and give ``llf``, ``aic``, ``bic``,
+            ``compare_lr_test`` and ``se_theta`` from the joint Hessian.
+            ``ddf`` applies to PQL only: the ML fits use nlme's df.
+        nagq : int
+            Quadrature points of ``method="agq"`` (25 as lme4's maximum).
+        use_t : bool
+            For the ML methods: t-tests on nlme's between/within df (default)
+            or, with ``False``, z-tests as ``glmer``/``glmmTMB`` print.
         **kwargs
             None is accepted: ``cov_type`` (robust covariances) and the like
             raise rather than be ignored.
@@ -326,6 +341,9 @@ class NegBinMixedGLM(base.LikelihoodModel):
         """
         method, nagq = _ml.check_method(method, nagq)
         if method != "pql":
+            if ddf != "nlme":
+                raise ValueError(f"ddf={ddf!r} applies to PQL's working model; the ML fits "
+                                 "use nlme's between/within df (or use_t=False for z-tests)")
             _validation.check_fit_kwargs(kwargs)
             return _ml.fit_ml(self, method, nagq=nagq, use_t=use_t)
         maxiter, tol = _validation.check_fit_options(maxiter, tol)

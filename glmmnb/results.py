@@ -102,8 +102,10 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
 
     def __init__(self, model, params, normalized_cov_params, scale, *, pql, theta,
                  theta_fit, ddf, fit_options, ddf_method="nlme", working_lmm=None,
-                 sensitivity=None):
-        super().__init__(model, params, normalized_cov_params, scale, use_t=True)
+                 sensitivity=None, use_t=True):
+        super().__init__(model, params, normalized_cov_params, scale, use_t=use_t)
+        core = core_view(pql, theta_fit)
+        self.method, self.nagq = core["method"], core["nagq"]
         self.ddf_method = ddf_method
         self.working_lmm = working_lmm
         self.model_terms = inference.model_terms(model)

@@ -214,12 +214,16 @@ def build_summary(res, alpha=0.05, rate_ratios=False):
     smry.add_dict(_model_info(res))
     # NaN spelled out in the coefficient table: a blank p-value would read as missing output.
     df_format = "{:.2f}" if _ddf_method(res) == "satterthwaite" else "{:d}"
-    smry.add_df(_formatted(fixed_effects_table(res, alpha), {"DF": df_format}, "{:.4f}", "NaN"))
+    table = fixed_effects_table(res, alpha)
+    if not res.use_t:
+        table = table.drop(columns="DF").rename(columns={"t": "z", "P>|t|": "P>|z|"})
+    smry.add_df(_formatted(table, {"DF": df_format}, "{:.4f}", "NaN"))
     if rate_ratios:
         _add_labelled(smry, _formatted(res.rate_ratios(alpha), {}, "{:.4f}", "NaN"),
                       "Rate ratio")
     _add_labelled(smry, _formatted(random_effects_table(res), {}, "{:.4g}"), "Random effects")
-    smry.add_text(DDF_NOTES[_ddf_method(res)])
+    smry.add_text(Z_NOTE if not res.use_t else DDF_NOTES[_ddf_method(res)]
+                  if _method(res) == "pql" else ML_DF_NOTE)
     for note in _warnings(res):
         smry.add_text(note)
     return smry
