@@ -279,3 +279,8 @@ def test_ml_results_pickle():
     assert back.llf == res.llf and back.method == "laplace"
     np.testing.assert_array_equal(back.bse, res.bse)
     assert "Laplace" in back.summary().as_text()
+
+
+def test_ddf_rules_other_than_nlme_are_pql_only():
+    with pytest.raises(ValueError, match="applies to PQL"):
+        _model("v01_seed").fit(method="laplace", ddf="satterthwaite")
