@@ -14,7 +14,7 @@ from statsmodels.formula._manager import FormulaManager
 from patsy import PatsyError
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, MissingDataError
 
-from . import _formula, _validation, inference
+from . import _formula, _ml, _validation, inference
 from .core.negbin import degenerate_means, separated_rows
 from .core.nbglm import SeparationError, fit_nb_glm
 from .core.grouping import build_levels
