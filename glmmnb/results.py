@@ -128,10 +128,12 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         self.df_resid = float(self.ddf.max())
         self.fittedvalues = pql.mu
         self.resid = model.endog - pql.mu
-        self.cov_re = pql.lmm.cov_re[0]
-        self.vcomp = np.array([c[0, 0] for c in pql.lmm.cov_re[1:]])
-        self._ranef = pql.lmm.random_effects
-        self.singular_components = _singular_components(model, pql.lmm)
+        self.cov_re = core["cov_re"][0]
+        self.vcomp = np.array([c[0, 0] for c in core["cov_re"][1:]])
+        self._ranef = core["random_effects"]
+        # an ML fit has no residual scale: its covariances are the relative ones
+        self.singular_components = _singular_components(
+            model, core["cov_re"], pql.lmm.scale if self.method == "pql" else 1.0)
         self.is_singular = bool(self.singular_components)
         self._level_labels = model.group_labels
         self._outermost = _outermost_groups(model.levels)
@@ -673,11 +675,11 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         return build_summary(self, alpha, rate_ratios)
 
 
-def _singular_components(model, lmm):
+def _singular_components(model, cov_re, scale):
     """Descriptions of the random-effects components at the boundary (lme4's isSingular)."""
     group = getattr(model, "group_name", "Group")
     coefs = ["(Intercept)" if n == group else n for n in model.exog_re_names]
-    found = find_boundaries(lmm.cov_re, lmm.scale, model._Z, model.levels, coefs,
+    found = find_boundaries(cov_re, scale, model._Z, model.levels, coefs,
                             [group] + list(model.vc_names))
     return [str(b) for b in found]
 

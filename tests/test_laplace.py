@@ -310,3 +310,11 @@ def test_extra_structures_against_glmmtmb(folder):
     assert res.llf == pytest.approx(ref["loglik"], abs=1e-3)
     assert res.llf >= ref["loglik"] - 1e-6
     np.testing.assert_allclose(_sds(res), np.atleast_1d(ref["sds"]), rtol=2e-2, atol=2e-3)
+
+
+@pytest.mark.parametrize("name, singular", [("v02_seed_sub2", True), ("v11_nested", True),
+                                            ("v03_many_slides", False)])
+def test_singular_fit_check(name, singular):
+    """glmmTMB's optimum has a zero variance in v02_seed_sub2 and for v11's experiments."""
+    res = _fit(name, method="laplace")
+    assert res.is_singular == singular
