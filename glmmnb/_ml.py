@@ -18,6 +18,7 @@ from .core.agq import fit_agq, make_agq_objective
 from .core.ddf import nlme_ddf
 from .core.laplace import fit_laplace, make_objective
 from .core.scaling import standardizing_transform
+from .core.singular import SingularFitWarning
 
 __all__ = ["fit_ml", "lr_test", "core_view", "profile_ci", "METHODS"]
 
@@ -82,6 +83,9 @@ def fit_ml(model, method, nagq=25, use_t=True):
         model, fit.params, fit.cov_params, 1.0, pql=fit, theta=fit.theta, theta_fit=None,
         ddf=ddf, fit_options={"method": method, "nagq": fit.nagq, "use_t": bool(use_t)},
         use_t=bool(use_t))
+    if res.is_singular:
+        warnings.warn("boundary (singular) fit: " + "; ".join(res.singular_components)
+                      + " (see res.singular_components)", SingularFitWarning, stacklevel=3)
     return NegBinMixedGLMResultsWrapper(res)
 
 

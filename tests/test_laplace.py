@@ -316,5 +316,10 @@ def test_extra_structures_against_glmmtmb(folder):
                                             ("v03_many_slides", False)])
 def test_singular_fit_check(name, singular):
     """glmmTMB's optimum has a zero variance in v02_seed_sub2 and for v11's experiments."""
-    res = _fit(name, method="laplace")
+    from glmmnb.core.singular import SingularFitWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = _model(name).fit(method="laplace")
     assert res.is_singular == singular
+    assert any(issubclass(w.category, SingularFitWarning) for w in caught) == singular
