@@ -34,7 +34,7 @@ def check_method(method, nagq):
     return method, int(nagq)
 
 
-def fit_ml(model, method, nagq=25, use_t=True):
+def fit_ml(model, method: str, nagq: int = 25, use_t: bool = True):
     """Fit ``model`` by maximum likelihood and return its results wrapper.
 
     Parameters
@@ -105,7 +105,7 @@ def _pql_start(model, T):
     return beta, np.asarray(pql.cov_re), pql.theta, np.asarray(pql.vcomp)
 
 
-def lr_test(full, restricted):
+def lr_test(full, restricted) -> tuple[float, float, float]:
     """Likelihood-ratio test of ``restricted`` against ``full`` (R: ``anova(m0, m1)``).
 
     Returns
@@ -185,7 +185,7 @@ def core_view(fit, theta_fit=None):
             "se_theta": fit.se_theta, "theta_at_limit": fit.theta_at_limit, "phi": fit.phi}
 
 
-def profile_ci(res, name="theta", alpha=0.05):
+def profile_ci(res, name: str = "theta", alpha: float = 0.05) -> tuple[float, float]:
     """Profile-likelihood interval of theta or of a random-effect SD.
 
     The interval holds the values where ``2 (llf - llf_profile) <= chi2_1(1 -

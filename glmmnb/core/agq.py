@@ -21,6 +21,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .laplace import LaplaceObjective, _Rows, _start_phi, run_ml
+from .mlfit import MLFit
 
 __all__ = ["fit_agq", "make_agq_objective"]
 
@@ -66,7 +67,9 @@ class AGQObjective(LaplaceObjective):
         return value, g
 
 
-def fit_agq(y, X, offset, Z, levels, theta=None, start=None, nagq=25):
+def fit_agq(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray, levels,
+            theta: float | None = None, start: tuple | None = None,
+            nagq: int = 25) -> MLFit:
     """Fit the NB2 GLMM with one scalar random effect by adaptive Gauss-Hermite quadrature.
 
     Parameters
@@ -121,7 +124,8 @@ def fit_agq(y, X, offset, Z, levels, theta=None, start=None, nagq=25):
     return run_ml(obj, _start_phi(obj, start), theta, "agq", int(nagq))
 
 
-def make_agq_objective(y, X, offset, Z, levels, theta, nagq):
+def make_agq_objective(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray,
+                       levels, theta: float | None, nagq: int) -> AGQObjective:
     """The quadrature objective of a single scalar random effect (arguments of :func:`fit_agq`)."""
     level = levels[0]
     return AGQObjective(y, X, offset, Z[:, list(level.zcols)], level.codes, level.n_groups,

@@ -287,7 +287,8 @@ def _logdet(H):
     return float(np.sum(np.linalg.slogdet(H)[1]))
 
 
-def fit_laplace(y, X, offset, Z, levels, theta=None, start=None):
+def fit_laplace(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray, levels,
+                theta: float | None = None, start: tuple | None = None) -> MLFit:
     """Fit the NB2 GLMM by maximum likelihood with the Laplace approximation.
 
     Parameters
@@ -336,7 +337,8 @@ def fit_laplace(y, X, offset, Z, levels, theta=None, start=None):
     return run_ml(obj, _start_phi(obj, start), theta, "laplace", 1)
 
 
-def make_objective(y, X, offset, Z, levels, theta):
+def make_objective(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray, levels,
+                   theta: float | None) -> LaplaceObjective:
     """The Laplace objective of a structure: one level, or nested levels.
 
     Parameters are those of :func:`fit_laplace`.
@@ -367,7 +369,8 @@ def _start_phi(obj, start):
     return spec.join(beta, start_cholesky(cov), theta0, np.sqrt(np.maximum(vc, 0.05 ** 2)))
 
 
-def run_ml(obj, phi0, theta, method, nagq):
+def run_ml(obj: LaplaceObjective, phi0: np.ndarray, theta: float | None, method: str,
+           nagq: int) -> MLFit:
     """Optimise ``obj`` from ``phi0`` and package an :class:`MLFit`.
 
     ``obj`` provides ``spec``, ``theta_fixed``, ``value_and_grad(phi)`` and

@@ -135,7 +135,7 @@ def start_cholesky(cov, floor=0.05):
     return np.linalg.cholesky(corr * np.outer(sd, sd))
 
 
-def fd_hessian(grad, phi, rel=1e-5):
+def fd_hessian(grad, phi: np.ndarray, rel: float = 1e-5) -> np.ndarray:
     """Symmetrised central-difference Jacobian of ``grad`` at ``phi``."""
     k = phi.size
     H = np.empty((k, k))
@@ -147,7 +147,8 @@ def fd_hessian(grad, phi, rel=1e-5):
     return 0.5 * (H + H.T)
 
 
-def minimize_nll(fun_grad, phi0, *, tol=1e-8, polish=4, bounds=None):
+def minimize_nll(fun_grad, phi0: np.ndarray, *, tol: float = 1e-8, polish: int = 4,
+                 bounds=None) -> tuple:
     """Minimise ``F`` with L-BFGS, then Newton steps on a finite-difference Hessian.
 
     Parameters
