@@ -72,7 +72,8 @@ def _parser():
     ap.add_argument("--r-repeat", type=int, default=1, help="timed R repeats (default 1)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     ap.add_argument("--configs", default="ri,ri_int,rs,nested,subsample",
-                    help="comma-separated subset of ri,ri_int,rs,nested,subsample")
+                    help="comma-separated subset of ri,ri_int,rs,nested,subsample,laplace "
+                         "(laplace: the maximum-likelihood benchmark of benchmarks/laplace.py)")
     ap.add_argument("--csv", metavar="PATH", help="also write the table as CSV")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     ap.add_argument("--quick", action="store_true",
@@ -166,6 +167,10 @@ def main(argv=None):
         row = _run_one(config, n, g, args, repeat, use_r)
         rows.append(row)
         print(_line(row), flush=True)
+    if "laplace" in wanted:
+        from . import laplace
+
+        laplace.main(["--no-r"] if args.no_r else [])
     expo = scaling_exponent(rows)
     if expo is not None:
         print(f"scaling exponent of the ri fit time, 1e5..1e7 rows: {expo:.2f} "

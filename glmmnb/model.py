@@ -14,7 +14,7 @@ from statsmodels.formula._manager import FormulaManager
 from patsy import PatsyError
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, MissingDataError
 
-from . import _formula, _validation, inference
+from . import _formula, _ml, _validation, inference
 from .core.negbin import degenerate_means, separated_rows
 from .core.nbglm import SeparationError, fit_nb_glm
 from .core.grouping import build_levels
@@ -40,7 +40,7 @@ def _take(values, keep):
 
 
 class NegBinMixedGLM(base.LikelihoodModel):
-    """Negative-binomial GLMM with a log link, fitted by PQL.
+    """Negative-binomial GLMM with a log link, fitted by PQL or maximum likelihood.
 
     ``log E[y | b] = X beta + Z b + offset`` with ``Var(y | b) = mu + mu^2 /
     theta``.  The random part is a random intercept per group, correlated
@@ -65,9 +65,11 @@ class NegBinMixedGLM(base.LikelihoodModel):
     exposure : array_like, optional
         Exposure; its log is added to the offset.
     theta : float, optional
-        NB2 shape.  ``None`` estimates it as the ML theta of the
-        fixed-effects NB GLM (R: ``MASS::glm.nb(fixed)$theta``); a positive
-        number fixes it; ``numpy.inf`` is the Poisson limit.
+        NB2 shape.  ``None`` estimates it: for PQL as the ML theta of the
+        fixed-effects NB GLM (R: ``MASS::glm.nb(fixed)$theta``), for
+        ``fit(method="laplace" | "agq")`` jointly with the mixed model (R:
+        ``glmmTMB(family = nbinom2)``); a positive number fixes it;
+        ``numpy.inf`` is the Poisson limit.
     missing : {"none", "drop", "raise"}
         Missing values: ``"drop"`` drops the rows, the others raise
         :class:`statsmodels.tools.sm_exceptions.MissingDataError`.
@@ -256,8 +258,9 @@ class NegBinMixedGLM(base.LikelihoodModel):
             mod.data.__class__ = _FormulaData  # picklable anywhere (see _FormulaData)
         return mod
 
-    def fit(self, maxiter=10, tol=1e-6, ddf="nlme", **kwargs):
-        """Fit by penalized quasi-likelihood, as ``MASS::glmmPQL``.
+    def fit(self, maxiter=10, tol=1e-6, ddf="nlme", method="pql", nagq=25, use_t=True,
+            **kwargs):
+        """Fit by penalized quasi-likelihood (``MASS::glmmPQL``) or maximum likelihood.
 
         Parameters
         ----------
@@ -273,6 +276,20 @@ class NegBinMixedGLM(base.LikelihoodModel):
             on the final working linear mixed model (R: lmerTest on glmmPQL's
             working data), or ``N - p``, which ignores the grouping (the
             summary says so).  Standard errors are the same for all three.
+        method : {"pql", "laplace", "agq"}
+            ``"pql"`` (default) reproduces ``glmmPQL``.  ``"laplace"``
+            maximises glmmTMB's Laplace approximation of the likelihood with
+            theta estimated jointly (``theta=None``), fixed (a number) or
+            infinite (Poisson); ``"agq"`` uses ``nagq``-point adaptive
+            Gauss-Hermite quadrature (a single scalar random intercept only).
+            Both start from the PQL fit and give ``llf``, ``aic``, ``bic``,
+            ``compare_lr_test`` and ``se_theta`` from the joint Hessian.
+            ``ddf`` applies to PQL only: the ML fits use nlme's df.
+        nagq : int
+            Quadrature points of ``method="agq"`` (25 as lme4's maximum).
+        use_t : bool
+            For the ML methods: t-tests on nlme's between/within df (default)
+            or, with ``False``, z-tests as ``glmer``/``glmmTMB`` print.
         **kwargs
             None is accepted: ``cov_type`` (robust covariances) and the like
             raise rather than be ignored.
@@ -325,7 +342,18 @@ class NegBinMixedGLM(base.LikelihoodModel):
         >>> res = NegBinMixedGLM.from_formula("counts ~ RNAi", dat, groups="slide").fit()
         >>> round(res.theta, 4), res.converged, res.n_iter
         (25.3326, True, 1)
+        >>> ml = NegBinMixedGLM.from_formula("counts ~ RNAi", dat, groups="slide").fit(
+        ...     method="laplace")
+        >>> round(ml.llf, 4), round(ml.theta, 2)
+        (-474.6587, 25.37)
         """
+        method, nagq = _ml.check_method(method, nagq)
+        if method != "pql":
+            if ddf != "nlme":
+                raise ValueError(f"ddf={ddf!r} applies to PQL's working model; the ML fits "
+                                 "use nlme's between/within df (or use_t=False for z-tests)")
+            _validation.check_fit_kwargs(kwargs)
+            return _ml.fit_ml(self, method, nagq=nagq, use_t=use_t)
         maxiter, tol = _validation.check_fit_options(maxiter, tol)
         ddf_method = _validation.check_ddf_method(ddf)
         _validation.check_fit_kwargs(kwargs)

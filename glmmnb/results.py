@@ -15,6 +15,7 @@ from statsmodels.stats.contrast import ContrastResults
 
 from . import inference
 from ._formula import constraint_matrix
+from ._ml import core_view
 from ._validation import check_alpha, check_level
 from .core.singular import find_boundaries
 
@@ -105,20 +106,25 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
 
     def __init__(self, model, params, normalized_cov_params, scale, *, pql, theta,
                  theta_fit, ddf, fit_options, ddf_method="nlme", working_lmm=None,
-                 sensitivity=None, separation=None):
-        super().__init__(model, params, normalized_cov_params, scale, use_t=True)
+                 sensitivity=None, separation=None, use_t=True):
+        super().__init__(model, params, normalized_cov_params, scale, use_t=use_t)
+        core = core_view(pql, theta_fit)
+        self.method, self.nagq = core["method"], core["nagq"]
         self.ddf_method = ddf_method
         self.working_lmm = working_lmm
         self.model_terms = inference.model_terms(model)
         if sensitivity is not None:
             self.__dict__["variance_sensitivity"] = sensitivity
         self.theta = float(theta)
-        self.theta_source = "fixed" if theta_fit is None else "glm.nb"
-        self.se_theta = np.nan if theta_fit is None else theta_fit.se_theta
-        self.theta_at_limit = bool(theta_fit is not None and theta_fit.at_limit)
+        self.theta_source = core["theta_source"]
+        self.se_theta = core["se_theta"]
+        self.theta_at_limit = core["theta_at_limit"]
+        self._llf, self.llf_start = core["llf"], core["llf_start"]
+        self.cov_joint = core["cov_joint"]
+        self._phi = core["phi"]
         self.ddf = np.asarray(ddf)
         self.n_iter = pql.n_iter
-        self.converged = bool(pql.converged and pql.lmm.converged)
+        self.converged = core["converged"]
         self.fit_options = dict(fit_options)
         self.nobs = model.nobs
         self.n_groups = model.n_groups
@@ -126,10 +132,12 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         self.df_resid = float(self.ddf.max())
         self.fittedvalues = pql.mu
         self.resid = model.endog - pql.mu
-        self.cov_re = pql.lmm.cov_re[0]
-        self.vcomp = np.array([c[0, 0] for c in pql.lmm.cov_re[1:]])
-        self._ranef = pql.lmm.random_effects
-        self.singular_components = _singular_components(model, pql.lmm)
+        self.cov_re = core["cov_re"][0]
+        self.vcomp = np.array([c[0, 0] for c in core["cov_re"][1:]])
+        self._ranef = core["random_effects"]
+        # an ML fit has no residual scale: its covariances are the relative ones
+        self.singular_components = _singular_components(
+            model, core["cov_re"], pql.lmm.scale if self.method == "pql" else 1.0)
         self.is_singular = bool(self.singular_components)
         self.separation = separation
         self._level_labels = model.group_labels
@@ -146,7 +154,9 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
 
     @cached_property
     def pvalues(self):
-        """Two-sided p-values from the t distribution with ``ddf``."""
+        """Two-sided p-values from the t distribution with ``ddf`` (normal if ``use_t=False``)."""
+        if not self.use_t:
+            return 2.0 * stats.norm.sf(np.abs(self.tvalues))
         with np.errstate(invalid="ignore"):
             return 2.0 * stats.t.sf(np.abs(self.tvalues), self.ddf)
 
@@ -177,7 +187,9 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         >>> res.conf_int().round(3).values.tolist()[1]
         [0.120, 0.677]
         """
-        q = stats.t.ppf(1.0 - check_alpha(alpha) / 2.0, self.ddf)
+        alpha = check_alpha(alpha)
+        q = (stats.t.ppf(1.0 - alpha / 2.0, self.ddf) if self.use_t
+             else np.full(len(self.ddf), stats.norm.ppf(1.0 - alpha / 2.0)))
         ci = np.column_stack([self.params - q * self.bse, self.params + q * self.bse])
         return ci if cols is None else ci[np.asarray(cols)]
 
@@ -197,7 +209,7 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         cov_p : ndarray, optional
             Alternative covariance.
         use_t : bool, optional
-            Ignored: PQL inference is t-based.
+            Ignored: the fit's ``use_t`` decides (PQL is always t-based).
 
         Returns
         -------
@@ -212,6 +224,8 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         >>> round(float(res.t_test("RNAi[T.Target] = 0").pvalue), 4)
         0.0253
         """
+        if not self.use_t:
+            return super().t_test(r_matrix, cov_p=cov_p, use_t=False)
         plain = super().t_test(r_matrix, cov_p=cov_p, use_t=True)
         R = constraint_matrix(r_matrix, self.model.data.cov_names)
         ddf = inference.hypothesis_ddf(self, R)
@@ -389,18 +403,94 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
 
     @cached_property
     def llf(self):
-        """``nan``: PQL maximises no likelihood (R reports ``NA``)."""
-        return np.nan
+        """Maximised log-likelihood (ML methods); ``nan`` for PQL, as R's ``NA``."""
+        return self._llf
+
+    @cached_property
+    def df_modelwc(self):
+        """Estimated parameters: fixed effects, variance parameters and theta if estimated."""
+        if self.method == "pql":
+            return np.nan
+        k_cov = sum(lev.n_theta for lev in self.model.levels)
+        return float(len(self.params) + k_cov + (self.theta_source == "ML"))
 
     @cached_property
     def aic(self):
-        """``nan``, as R's ``AIC`` of a glmmPQL fit."""
-        return np.nan
+        """``-2 llf + 2 df_modelwc``; ``nan`` for PQL, as R's ``AIC`` of a glmmPQL fit."""
+        return -2.0 * self.llf + 2.0 * self.df_modelwc
 
     @cached_property
     def bic(self):
-        """``nan``, as R's ``BIC`` of a glmmPQL fit."""
-        return np.nan
+        """``-2 llf + log(nobs) df_modelwc``; ``nan`` for PQL."""
+        return -2.0 * self.llf + np.log(self.nobs) * self.df_modelwc
+
+    def compare_lr_test(self, restricted):
+        """Likelihood-ratio test against a nested model (R: ``anova(m0, m1)``).
+
+        Parameters
+        ----------
+        restricted : NegBinMixedGLMResults
+            A fit of a sub-model to the same rows and groups, by the same method.
+
+        Returns
+        -------
+        lr_stat : float
+        p_value : float
+        df_diff : float
+
+        Raises
+        ------
+        ValueError
+            If either fit is PQL, the methods differ, or the models are not nested.
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> dat = microscopy.load_pandas().data
+        >>> m1 = NegBinMixedGLM.from_formula("counts ~ RNAi", dat, groups="slide")
+        >>> m0 = NegBinMixedGLM.from_formula("counts ~ 1", dat, groups="slide")
+        >>> stat, p, df = m1.fit(method="laplace").compare_lr_test(m0.fit(method="laplace"))
+        >>> round(stat, 2), df
+        (9.83, 1.0)
+        """
+        from ._ml import lr_test
+
+        return lr_test(self, getattr(restricted, "_results", restricted))
+
+    def profile_ci(self, name="theta", alpha=0.05):
+        """Profile-likelihood interval of theta or of a random-effect SD (ML fits).
+
+        Parameters
+        ----------
+        name : str
+            ``"theta"``, the groups' name (SD of a scalar random intercept)
+            or a nested level in ``vc_names``.
+        alpha : float
+            1 - confidence level.
+
+        Returns
+        -------
+        (lower, upper) : tuple of float
+
+        See Also
+        --------
+        glmmnb._ml.profile_ci : how the profile is taken.
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> res = NegBinMixedGLM.from_formula(
+        ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit(
+        ...     method="laplace")
+        >>> lo, hi = res.profile_ci("theta")
+        >>> bool(lo < res.theta < hi)
+        True
+        """
+        from ._ml import profile_ci
+
+        return profile_ci(self, name, alpha)
 
     @property
     def scale_sd(self):
@@ -590,11 +680,11 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         return build_summary(self, alpha, rate_ratios)
 
 
-def _singular_components(model, lmm):
+def _singular_components(model, cov_re, scale):
     """Descriptions of the random-effects components at the boundary (lme4's isSingular)."""
     group = getattr(model, "group_name", "Group")
     coefs = ["(Intercept)" if n == group else n for n in model.exog_re_names]
-    found = find_boundaries(lmm.cov_re, lmm.scale, model._Z, model.levels, coefs,
+    found = find_boundaries(cov_re, scale, model._Z, model.levels, coefs,
                             [group] + list(model.vc_names))
     return [str(b) for b in found]
 

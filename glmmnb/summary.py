@@ -75,8 +75,9 @@ def random_effects_table(res):
     for name, v in zip(res.vc_names, np.asarray(res.vcomp)):
         rows.append(f"{name} (in {group}): (Intercept)")
         var.append(v)
-    rows.append("Residual")
-    var.append(res.scale)
+    if getattr(res, "method", "pql") == "pql":
+        rows.append("Residual")
+        var.append(res.scale)
     var = np.asarray(var, dtype=float)
     table = pd.DataFrame({"Variance": var, "Std.Dev.": np.sqrt(var)}, index=rows)
     sd = np.sqrt(np.diag(cov))
@@ -93,7 +94,26 @@ def _r_name(name, group):
     return "(Intercept)" if name == group else name
 
 
+_METHODS = {"pql": "PQL (as MASS::glmmPQL)",
+            "laplace": "ML, Laplace (as glmmTMB nbinom2)",
+            "agq": "ML, adaptive Gauss-Hermite ({nagq} points)"}
+_TITLES = {"pql": "penalized quasi-likelihood", "laplace": "maximum likelihood, Laplace",
+           "agq": "maximum likelihood, adaptive quadrature"}
+ML_DF_NOTE = ("DF: t-tests on nlme's between/within denominator df (as SAS PROC GLIMMIX "
+              "offers); glmer and glmmTMB print z-tests instead (fit with use_t=False).")
+Z_NOTE = ("z-tests (normal reference, use_t=False), as glmer and glmmTMB print them; they "
+          "ignore how few groups there are.")
+
+
+def _method(res):
+    return getattr(res, "method", "pql")
+
+
 def _theta_text(res):
+    if np.isinf(res.theta):
+        return "inf (fixed: Poisson GLMM)"
+    if res.theta_source == "ML" and not res.theta_at_limit:
+        return f"{res.theta:.4f} (ML of the mixed model, SE {res.se_theta:.3g})"
     if res.theta_source == "fixed":
         return f"{res.theta:.4g} (fixed)"
     if res.theta_at_limit:
@@ -107,7 +127,7 @@ def _model_info(res):
     model = res.model
     info = {
         "Model:": "NegBinMixedGLM",
-        "Method:": "PQL (as MASS::glmmPQL)",
+        "Method:": _METHODS[_method(res)].format(nagq=getattr(res, "nagq", 0)),
         "Family:": "Negative binomial",
         "Theta:": _theta_text(res),
         "Link:": "log",
@@ -119,6 +139,10 @@ def _model_info(res):
         "Converged:": "Yes" if res.converged else "No",
         "Residual SD (sigma):": f"{res.scale_sd:.4f}",
     }
+    if _method(res) != "pql":
+        del info["PQL iterations:"], info["Residual SD (sigma):"]
+        info.update({"Log-likelihood:": f"{res.llf:.4f}", "AIC:": f"{res.aic:.4f}",
+                     "BIC:": f"{res.bic:.4f}"})
     dropped = getattr(model, "n_dropped", 0)
     if dropped:
         info["Rows dropped (missing):"] = f"{dropped}"
@@ -137,7 +161,10 @@ def _warnings(res):
     """Notes for everything a reader must not miss: each fit problem, in words."""
     notes = []
     sep = getattr(res, "separation", None)
-    if not res.converged and res.n_iter >= res.fit_options["maxiter"] and sep:
+    if not res.converged and _method(res) != "pql":
+        notes.append(f"WARNING: the {_method(res)} fit stopped before its gradient vanished; "
+                     "the estimates may not be the maximum likelihood.")
+    elif not res.converged and res.n_iter >= res.fit_options["maxiter"] and sep:
         notes.append(f"WARNING: PQL did not converge in {res.n_iter} iterations: the "
                      "separated coefficients keep running off (the others are settled).")
     elif not res.converged and res.n_iter >= res.fit_options["maxiter"]:
@@ -191,16 +218,20 @@ def build_summary(res, alpha=0.05, rate_ratios=False):
     statsmodels.iolib.summary2.Summary
     """
     smry = summary2.Summary()
-    smry.add_title("Negative-binomial GLMM (penalized quasi-likelihood)")
+    smry.add_title(f"Negative-binomial GLMM ({_TITLES[_method(res)]})")
     smry.add_dict(_model_info(res))
     # NaN spelled out in the coefficient table: a blank p-value would read as missing output.
     df_format = "{:.2f}" if _ddf_method(res) == "satterthwaite" else "{:d}"
-    smry.add_df(_formatted(fixed_effects_table(res, alpha), {"DF": df_format}, "{:.4f}", "NaN"))
+    table = fixed_effects_table(res, alpha)
+    if not res.use_t:
+        table = table.drop(columns="DF").rename(columns={"t": "z", "P>|t|": "P>|z|"})
+    smry.add_df(_formatted(table, {"DF": df_format}, "{:.4f}", "NaN"))
     if rate_ratios:
         _add_labelled(smry, _formatted(res.rate_ratios(alpha), {}, "{:.4f}", "NaN"),
                       "Rate ratio")
     _add_labelled(smry, _formatted(random_effects_table(res), {}, "{:.4g}"), "Random effects")
-    smry.add_text(DDF_NOTES[_ddf_method(res)])
+    smry.add_text(Z_NOTE if not res.use_t else DDF_NOTES[_ddf_method(res)]
+                  if _method(res) == "pql" else ML_DF_NOTE)
     for note in _warnings(res):
         smry.add_text(note)
     return smry
