@@ -3,9 +3,11 @@
 import pathlib
 import sys
 
-import glmmnb
-
+# the checkout's glmmnb, also when it is not installed
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).parent / "_ext"))
+
+import glmmnb  # noqa: E402
 
 project = "glmmnb"
 author = "glmmnb developers"
@@ -18,6 +20,7 @@ extensions = [
     "matplotlib.sphinxext.plot_directive",
     "reference_table",
     "runblock",
+    "r_names",
 ]
 autosummary_generate = True
 napoleon_google_docstring = False

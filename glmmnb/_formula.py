@@ -19,7 +19,8 @@ from statsmodels.formula._manager import FormulaManager
 
 __all__ = ["referenced_columns", "response_columns", "factor_columns", "bar_terms",
            "drop_unused_levels", "caller_env", "strings_as_categorical", "re_design",
-           "nested_labels", "constraint_matrix", "term_columns"]
+           "nested_labels", "constraint_matrix", "term_columns", "new_design",
+           "categorical_levels"]
 
 _INDICATOR = re.compile(r"^\s*0\s*\+\s*C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)\s*$")
 
@@ -238,3 +239,24 @@ def term_columns(model_spec, n_columns):
         cols = mgr.get_slice(model_spec, term)
         out.append((mgr.get_term_name(term), list(range(n_columns))[cols]))
     return out
+
+
+def new_design(spec, data):
+    """Fixed-effects design of new rows through a fitted formula's spec.
+
+    Rows the formula engine drops for missing values come back as NaN rows,
+    so the result has one row per row of ``data``, in its order.
+    """
+    mat = FormulaManager().get_matrices(spec, data, pandas=True, prediction=True)
+    return mat.reindex(data.index)
+
+
+def categorical_levels(spec):
+    """Levels of each categorical factor that is a plain column, by column name.
+
+    Only patsy records them on the spec; with another engine the mapping is
+    empty and unknown levels are reported by the engine itself.
+    """
+    infos = getattr(spec, "factor_infos", None) or {}
+    return {factor.name(): list(info.categories) for factor, info in infos.items()
+            if info.type == "categorical" and factor.name().isidentifier()}

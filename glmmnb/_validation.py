@@ -25,7 +25,7 @@ __all__ = [
     "check_no_bars", "reject_crossed", "resolve_input", "subset_positions",
     "check_response_columns", "check_factor_levels", "check_ddf_method", "DDF_METHODS",
     "check_variance_hessian", "check_choice",
-    "count_problems",
+    "count_problems", "check_new_data", "check_new_design",
 ]
 
 THETA_RUNAWAY = 1e-4
@@ -821,3 +821,66 @@ def count_problems(Y, codes, n_groups):
                                 "(quasi-separation): their random effects are driven towards "
                                 "-inf and PQL may converge slowly or not at all")
     return errors, warns
+
+
+def check_new_data(data, columns, levels, missing="none"):
+    """New rows for prediction: every column present, known levels, no missing values.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The new rows.
+    columns : list of str
+        Columns the prediction needs (the fixed part's, plus offset,
+        exposure or groups where they are used).
+    levels : dict of str -> list
+        Levels seen in the fit for each categorical column.
+    missing : {"none", "drop", "raise"}
+        The model's policy: ``"drop"`` returns the rows with a missing value
+        (their predictions are NaN); otherwise they raise.
+
+    Returns
+    -------
+    ndarray of bool or None
+        Rows with a missing value (``missing="drop"`` only), or ``None``.
+    """
+    absent = [c for c in columns if c not in data.columns]
+    if absent:
+        raise ValueError(f"the new data lack the column(s) {absent} that the model uses; "
+                         f"they have {list(data.columns)}")
+    for col, known in levels.items():
+        if col not in data.columns:
+            continue
+        values = data[col]
+        unknown = pd.unique(values[values.notna() & ~values.isin(known)])
+        if len(unknown):
+            raise ValueError(f"column {col!r} of the new data has level(s) "
+                             f"{[str(u) for u in unknown[:5]]} not seen in the fit; the fit "
+                             f"knows {[str(k) for k in known]}")
+    bad = np.zeros(len(data), dtype=bool)
+    for col in columns:
+        bad |= _isnull(data[col].to_numpy())
+    if not bad.any():
+        return None
+    named = [c for c in columns if _isnull(data[c].to_numpy()).any()]
+    where = f"{named} in {describe_rows(bad, data.index)}"
+    if missing != "drop":
+        raise MissingDataError(
+            f"the new data have missing values in {where}; fill or remove those rows "
+            "(or fit with missing=\"drop\" to get NaN for them)")
+    warnings.warn(f"the new data have missing values in {where}; their predictions are NaN "
+                  "(the model was fitted with missing=\"drop\")", UserWarning, stacklevel=4)
+    return bad
+
+
+def check_new_design(X, names, skip=None, index=None):
+    """Design rows of new data must be finite (rows in ``skip`` are already known missing)."""
+    bad = ~np.isfinite(X)
+    if skip is not None:
+        bad[skip] = False
+    if bad.any():
+        col = names[int(np.flatnonzero(bad.any(axis=0))[0])]
+        raise ValueError(f"the design of the new data has non-finite values in column {col!r} "
+                         f"(inf, or a transform such as log(0)) in "
+                         f"{describe_rows(bad.any(axis=1), index)}; fix or remove those rows")
+    return X

@@ -252,8 +252,12 @@ class NegBinMixedGLM(base.LikelihoodModel):
                 theta=theta, missing="none", eval_env=env, **kwargs)
         mod.exog_re_names = mod.data.exog_re_names = re_names
         mod.re_formula, mod.vc_formula, mod.group_name = re_formula, vc_formula, group_name
+        # new rows for predict() carry these columns, as the fit did
+        mod.offset_column, mod.exposure_column, mod.groups_column = (
+            v if isinstance(v, str) else None for v in (offset, exposure, groups))
         mod.n_dropped = 0 if keep is None else int((~keep).sum())
         mod.data.frame = data  # the user's columns, not the Categorical copy
+        mod.missing = missing  # the user's policy (the arrays above are already clean)
         if type(mod.data) is PandasData:
             mod.data.__class__ = _FormulaData  # picklable anywhere (see _FormulaData)
         return mod

@@ -10,7 +10,6 @@ import pandas as pd
 from scipy import stats
 from statsmodels.base import model as base
 from statsmodels.base import wrapper as wrap
-from statsmodels.iolib import summary2
 from statsmodels.stats.contrast import ContrastResults
 
 from . import inference
@@ -18,11 +17,14 @@ from ._formula import constraint_matrix
 from ._ml import core_view
 from ._validation import check_alpha, check_level
 from .core.singular import find_boundaries
+from .diagnostics import DiagnosticsMixin
+from .prediction import PredictionMixin
 
 __all__ = ["NegBinMixedGLMResults", "NegBinMixedGLMResultsWrapper", "RandomEffects"]
 
 
-class NegBinMixedGLMResults(base.LikelihoodModelResults):
+class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
+                            base.LikelihoodModelResults):
     """What a PQL fit of :class:`glmmnb.NegBinMixedGLM` found.
 
     Standard errors, t and p-values are those R's ``summary(glmmPQL_fit)``
@@ -69,8 +71,9 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
     model_terms : list of (str, list of int, float)
         The model's terms: name, columns and nlme's term df (R's
         ``fit$fixDF$terms``).
-    cov_re : ndarray
-        Covariance of the groups' random coefficients (a DataFrame).
+    cov_re : pandas.DataFrame
+        Covariance of the groups' random coefficients, labelled by
+        ``exog_re_names`` (an ndarray for array input).
     vcomp : ndarray
         Variances of the nested components, in ``model.vc_names`` order.
     n_iter, converged : int, bool
@@ -89,6 +92,16 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         Conditional means ``exp(X beta + Z b + offset)``.
     resid : ndarray
         Response residuals ``endog - fittedvalues``.
+    resid_pearson, resid_deviance, resid_working : ndarray
+        Pearson, deviance and working residuals (see their docstrings).
+    fe_params, bse_fe : pandas.Series
+        statsmodels' MixedLM names for ``params`` and ``bse``.
+    bse_re : pandas.Series
+        Standard errors of the random-effect variances (nlme's ``apVar``).
+    random_effects_cov : dict
+        Conditional covariance of each group's random effects.
+    df_model : float
+        Fixed effects other than the intercept (statsmodels' convention).
 
     See Also
     --------
@@ -132,6 +145,13 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         self.df_resid = float(self.ddf.max())
         self.fittedvalues = pql.mu
         self.resid = model.endog - pql.mu
+        self.df_model = model.df_model
+        # PQL's final working LMM (an ML fit has none)
+        self._working_weights = getattr(pql, "weights", None)
+        self._working_response = getattr(pql, "working_response", None)
+        if getattr(pql, "lmm", None) is not None:
+            # R's residuals(fit, type = "response"): zz minus the last lme's fitted values
+            self.resid_working = pql.working_response - pql.lmm.fitted
         self.cov_re = core["cov_re"][0]
         self.vcomp = np.array([c[0, 0] for c in core["cov_re"][1:]])
         self._ranef = core["random_effects"]
@@ -145,7 +165,8 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         self.exog_re_names = list(model.exog_re_names)
         self.vc_names = list(model.vc_names)
         # per-row arrays that remove_data() should drop; the summary does not need them
-        self._data_attr.extend(["fittedvalues", "resid"])
+        self._data_attr.extend(["fittedvalues", "resid", "resid_working", "_working_weights",
+                                "_working_response"])
 
     @cached_property
     def variance_sensitivity(self):
@@ -547,38 +568,6 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
                   for k, (name, outer) in enumerate(zip(self.vc_names, self._outermost))]
         return RandomEffects(self._level_labels[0], self._ranef[0], self.exog_re_names, nested)
 
-    def predict(self, exog=None, transform=True, *args, **kwargs):
-        """Means: conditional with no ``exog``, population-level for new rows.
-
-        Parameters
-        ----------
-        exog : DataFrame or array_like, optional
-            New rows (through the formula for formula models).  ``None``
-            returns the conditional fitted means of the data.
-        transform : bool
-            Whether to pass ``exog`` through the formula.
-        *args, **kwargs
-            Passed to :meth:`NegBinMixedGLM.predict` (``offset``,
-            ``exposure``, ``linear``).
-
-        Returns
-        -------
-        ndarray or pandas.Series
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> from glmmnb import NegBinMixedGLM
-        >>> from glmmnb.datasets import microscopy
-        >>> res = NegBinMixedGLM.from_formula(
-        ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
-        >>> res.predict(pd.DataFrame({"RNAi": ["Control", "Target"]})).round(2).tolist()
-        [5.04, 7.51]
-        """
-        if exog is None:
-            return self.fittedvalues
-        return super().predict(exog, transform, *args, **kwargs)
-
     def rate_ratios(self, alpha=0.05):
         """Incidence-rate ratios ``exp(params)`` with t-based confidence limits.
 
@@ -651,16 +640,26 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         return subsample(self, size, n_rep, random_state=random_state, n_jobs=n_jobs,
                          progress=progress, **fit_kwargs)
 
-    def summary(self, alpha=0.05, rate_ratios=False):
+    def summary(self, yname=None, xname=None, title=None, alpha=0.05, rate_ratios=False,
+                corr=False):
         """Summary table in R's terms (text, HTML and LaTeX).
 
         Parameters
         ----------
+        yname : str, optional
+            Name of the response; default ``model.endog_names``.
+        xname : list of str, optional
+            Names of the fixed effects, one per parameter.
+        title : str, optional
+            Title line.
         alpha : float
             1 - confidence level of the intervals.
         rate_ratios : bool
             Add a table of incidence-rate ratios ``exp(params)`` with their
             intervals (:meth:`rate_ratios`).
+        corr : bool
+            Add the correlation of the fixed effects (:meth:`corr_params`),
+            as R's ``summary`` prints it.
 
         Returns
         -------
@@ -677,7 +676,32 @@ class NegBinMixedGLMResults(base.LikelihoodModelResults):
         """
         from .summary import build_summary
 
-        return build_summary(self, alpha, rate_ratios)
+        return build_summary(self, alpha, rate_ratios, yname=yname, xname=xname,
+                             title=title, corr=corr)
+
+    def summary2(self, yname=None, xname=None, title=None, alpha=0.05, rate_ratios=False,
+                 corr=False):
+        """The same as :meth:`summary` (already built with statsmodels' ``summary2``).
+
+        Parameters
+        ----------
+        yname, xname, title, alpha, rate_ratios, corr
+            As for :meth:`summary`.
+
+        Returns
+        -------
+        statsmodels.iolib.summary2.Summary
+
+        Examples
+        --------
+        >>> from glmmnb import NegBinMixedGLM
+        >>> from glmmnb.datasets import microscopy
+        >>> res = NegBinMixedGLM.from_formula(
+        ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+        >>> res.summary2(title="Seed").as_text().splitlines()[0].strip()
+        'Seed'
+        """
+        return self.summary(yname, xname, title, alpha, rate_ratios, corr)
 
 
 def _singular_components(model, cov_re, scale):
@@ -768,6 +792,11 @@ class NegBinMixedGLMResultsWrapper(base.LikelihoodResultsWrapper):
 
     _attrs = {
         "ddf": "columns",
+        "resid_pearson": "rows",
+        "resid_deviance": "rows",
+        "resid_working": "rows",
+        "fe_params": "columns",
+        "bse_fe": "columns",
         "cov_re": ("generic_columns_2d", "exog_re_names"),
     }
     _wrap_attrs = wrap.union_dicts(base.LikelihoodResultsWrapper._wrap_attrs, _attrs)

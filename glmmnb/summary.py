@@ -122,7 +122,7 @@ def _theta_text(res):
     return f"{res.theta:.4f} (ML of glm.nb, SE {res.se_theta:.3g})"
 
 
-def _model_info(res):
+def _model_info(res, yname=None):
     sizes = res.group_sizes
     model = res.model
     info = {
@@ -131,7 +131,7 @@ def _model_info(res):
         "Family:": "Negative binomial",
         "Theta:": _theta_text(res),
         "Link:": "log",
-        "Dependent variable:": str(model.endog_names),
+        "Dependent variable:": str(model.endog_names if yname is None else yname),
         "No. observations:": f"{int(res.nobs)}",
         "No. groups:": f"{res.n_groups}",
         "Group size min/mean/max:": f"{sizes.min()} / {sizes.mean():.1f} / {sizes.max()}",
@@ -201,7 +201,8 @@ def _add_labelled(smry, table, label):
     smry.add_df(table.rename_axis(label).reset_index(), index=False)
 
 
-def build_summary(res, alpha=0.05, rate_ratios=False):
+def build_summary(res, alpha=0.05, rate_ratios=False, yname=None, xname=None, title=None,
+                  corr=False):
     """Assemble the summary of a fit.
 
     Parameters
@@ -212,24 +213,43 @@ def build_summary(res, alpha=0.05, rate_ratios=False):
         1 - confidence level of the intervals.
     rate_ratios : bool
         Add the incidence-rate ratios ``exp(params)`` with their intervals.
+    yname : str, optional
+        Name of the response.
+    xname : list of str, optional
+        Names of the fixed effects, one per parameter.
+    title : str, optional
+        Title line.
+    corr : bool
+        Add the correlation of the fixed-effect estimates.
 
     Returns
     -------
     statsmodels.iolib.summary2.Summary
     """
+    names = _names(res)
+    if xname is not None:
+        xname = [str(x) for x in xname]
+        if len(xname) != len(names):
+            raise ValueError(f"xname needs {len(names)} names (one per fixed effect), "
+                             f"got {len(xname)}")
+    rename = dict(zip(names, xname or names))
     smry = summary2.Summary()
-    smry.add_title(f"Negative-binomial GLMM ({_TITLES[_method(res)]})")
-    smry.add_dict(_model_info(res))
+    smry.add_title(title or f"Negative-binomial GLMM ({_TITLES[_method(res)]})")
+    smry.add_dict(_model_info(res, yname))
     # NaN spelled out in the coefficient table: a blank p-value would read as missing output.
     df_format = "{:.2f}" if _ddf_method(res) == "satterthwaite" else "{:d}"
     table = fixed_effects_table(res, alpha)
     if not res.use_t:
         table = table.drop(columns="DF").rename(columns={"t": "z", "P>|t|": "P>|z|"})
-    smry.add_df(_formatted(table, {"DF": df_format}, "{:.4f}", "NaN"))
+    fixed = _formatted(table, {"DF": df_format}, "{:.4f}", "NaN")
+    _add_labelled(smry, fixed.rename(index=rename), "")
     if rate_ratios:
-        _add_labelled(smry, _formatted(res.rate_ratios(alpha), {}, "{:.4f}", "NaN"),
-                      "Rate ratio")
+        _add_labelled(smry, _formatted(res.rate_ratios(alpha), {}, "{:.4f}", "NaN")
+                      .rename(index=rename), "Rate ratio")
     _add_labelled(smry, _formatted(random_effects_table(res), {}, "{:.4g}"), "Random effects")
+    if corr:
+        table = res.corr_params().rename(index=rename, columns=rename)
+        _add_labelled(smry, _formatted(table, {}, "{:.3f}"), "Correlation")
     smry.add_text(Z_NOTE if not res.use_t else DDF_NOTES[_ddf_method(res)]
                   if _method(res) == "pql" else ML_DF_NOTE)
     for note in _warnings(res):

@@ -66,8 +66,13 @@ def test_predict_population_and_conditional(seed_fit, seed_data):
     # R: exp(fixef(glmm)) and exp(sum(fixef(glmm))) of the tutorial's fit
     np.testing.assert_allclose(seed_fit.predict(new), np.exp([1.6174061, 1.6174061 + 0.3988294]),
                                rtol=1e-6)
-    # R: fitted(glmm) is conditional; its first value on the link scale
-    assert np.log(np.asarray(seed_fit.predict())[0]) == pytest.approx(1.61787544351045, rel=1e-6)
+    # R: fitted(glmm) is conditional (predict(fit, level = 1)); its first value, link scale
+    assert np.log(np.asarray(seed_fit.predict(conditional=True))[0]) == pytest.approx(
+        1.61787544351045, rel=1e-6)
+    # one rule for fitted and new rows: population-level unless conditional=True
+    np.testing.assert_allclose(seed_fit.predict(conditional=True), seed_fit.fittedvalues)
+    np.testing.assert_allclose(seed_fit.predict().iloc[[0, -1]], seed_fit.predict(
+        seed_data.iloc[[0, -1]]))
 
 
 def test_random_effects_dict(seed_fit):
@@ -111,7 +116,7 @@ def test_exposure_is_log_offset():
     np.testing.assert_allclose(a.params, b.params, rtol=1e-10)
     new = pd.DataFrame({"treatment": ["control"]})
     assert float(a.predict(new, exposure=[2.0]).iloc[0]) == pytest.approx(
-        2 * float(a.predict(new).iloc[0]))
+        2 * float(a.predict(new, exposure=[1.0]).iloc[0]))
 
 
 def test_subset_selects_rows(seed_data):

@@ -108,7 +108,7 @@ def test_plot_residuals():
     np.testing.assert_allclose(scatter_points(ax), np.column_stack([fitted, resid]))
     (zero,) = ax.get_lines()
     np.testing.assert_array_equal(zero.get_ydata(), [0.0, 0.0])
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("Fitted values", "Standardized residuals")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("Fitted values", "Pearson residuals")
     with pytest.raises(ValueError):
         plotting.plot_residuals(fitted, resid[:-1])
 
@@ -127,3 +127,55 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r'pip install "glmmnb\[plot\]"'):
         plotting.plot_residuals([1.0], [0.0])
+
+
+@pytest.fixture(scope="module")
+def seed_res():
+    from glmmnb import NegBinMixedGLM
+
+    return NegBinMixedGLM.from_formula("counts ~ RNAi", pd.read_csv(SEED_CSV),
+                                       groups="slide").fit()
+
+
+def test_plot_residuals_takes_the_fit_and_its_pearson_residuals(seed_res):
+    ax = plotting.plot_residuals(seed_res)
+    np.testing.assert_allclose(scatter_points(ax), np.column_stack(
+        [seed_res.fittedvalues, seed_res.resid_pearson]))
+
+
+def test_plot_residuals_per_group(seed_res):
+    ax = plotting.plot_residuals(seed_res, by_group=True)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == sorted(seed_res.ranef().index)
+    medians = [line.get_ydata()[0] for line in ax.get_lines() if line.get_gid() == "median"]
+    resid = np.asarray(seed_res.resid_pearson)
+    groups = np.asarray(seed_res.model.groups)
+    np.testing.assert_allclose(medians, [np.median(resid[groups == g]) for g in labels])
+    with pytest.raises(ValueError, match="groups="):
+        plotting.plot_residuals([1.0, 2.0], [0.1, -0.1], by_group=True)
+
+
+def test_plot_ranef_qq_takes_the_fit(seed_res):
+    ax = plotting.plot_ranef_qq(seed_res)
+    np.testing.assert_allclose(np.sort(scatter_points(ax)[:, 1]),
+                               np.sort(seed_res.ranef().iloc[:, 0]))
+    assert ax.get_ylabel() == "Random effects: (Intercept)"
+
+
+def test_plot_groups_colours_by_treatment(seed):
+    ax = plotting.plot_groups(seed, "counts", "slide", color_by="RNAi")
+    colours = ax.collections[0].get_facecolors()
+    first = {tuple(colours[i]) for i in np.flatnonzero(seed.sort_values("slide")
+                                                       ["RNAi"].to_numpy() == "Control")}
+    assert len(first) == 1
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"Control", "Target"}
+    with pytest.raises(ValueError, match="constant within each slide"):
+        plotting.plot_groups(seed.assign(x=np.arange(len(seed)) % 2), "counts", "slide",
+                             color_by="x")
+
+
+def test_plot_marginal_means_draws_the_intervals(seed_res):
+    mm = seed_res.marginal_means("RNAi")
+    ax = plotting.plot_marginal_means(mm)
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), mm.means["mean"])
+    assert ax.get_xlabel() == "RNAi" and ax.get_ylabel() == "Marginal mean (95% CI)"

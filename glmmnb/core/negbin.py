@@ -11,7 +11,7 @@ import numpy as np
 from scipy import special
 
 __all__ = ["working_weights", "working_response", "loglike", "deviance", "degenerate_means",
-           "separated_rows", "MEAN_RATIO_MIN"]
+           "separated_rows", "MEAN_RATIO_MIN", "unit_deviance"]
 
 # A fitted mean below this fraction of its positive count: the working
 # residual (y - mu) / mu exceeds 1e8 while log(y / mu) is ~18, so PQL's
@@ -224,7 +224,30 @@ def deviance(y, mu, theta):
     >>> deviance(np.array([1.0]), np.array([1.0]), 5.0)
     0.0
     """
+    return float(np.sum(unit_deviance(y, mu, theta)))
+
+
+def unit_deviance(y, mu, theta):
+    """Each row's contribution to :func:`deviance` (R: ``family$dev.resids``).
+
+    Parameters
+    ----------
+    y, mu : ndarray
+        Counts and means.
+    theta : float
+        NB2 shape (``inf``: Poisson).
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> unit_deviance(np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.inf).tolist()
+    [2.0, 0.0]
+    """
     ylogy = special.xlogy(y, y / mu)
     if np.isinf(theta):
-        return float(2.0 * np.sum(ylogy - (y - mu)))
-    return float(2.0 * np.sum(ylogy - (y + theta) * np.log((y + theta) / (mu + theta))))
+        return 2.0 * (ylogy - (y - mu))
+    return 2.0 * (ylogy - (y + theta) * np.log((y + theta) / (mu + theta)))

@@ -37,6 +37,8 @@ class PQLFit:
         Conditional means ``exp(eta)``.
     weights : ndarray
         Working weights of the last inner fit (R's ``1 / invwt``).
+    working_response : ndarray
+        Working response of the last inner fit, offset removed (R's ``zz``).
     glm : GLMFit
         The starting fixed-effects GLM.
     n_iter : int
@@ -49,6 +51,7 @@ class PQLFit:
     eta: np.ndarray
     mu: np.ndarray
     weights: np.ndarray
+    working_response: np.ndarray
     glm: GLMFit
     n_iter: int
     converged: bool
@@ -131,7 +134,7 @@ def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None, rows
         if change < tol * size:
             converged = True
             break
-    return PQLFit(lmm, eta, mu, w, glm, n_iter, converged)
+    return PQLFit(lmm, eta, mu, w, z, glm, n_iter, converged)
 
 
 _MU_MIN = np.finfo(float).eps

@@ -13,7 +13,8 @@ import pandas as pd
 from .distributions import fit_negbin, fit_poisson, qq_points
 
 __all__ = ["plot_qq", "plot_distribution_checks", "plot_groups", "plot_residuals",
-           "plot_ranef_qq", "plot_volcano", "plot_pvalue_histogram"]
+           "plot_ranef_qq", "plot_volcano", "plot_pvalue_histogram",
+           "plot_marginal_means"]
 
 _POINT_COLOR = "#00000088"  # the tutorial's translucent black, so ties stay visible
 _LINE_COLOR = "tab:blue"
@@ -138,7 +139,21 @@ def _swarm_offsets(values, width):
     return offsets
 
 
-def plot_groups(data, y, group, ax=None):
+def _group_colours(data, group, color_by, categories):
+    """One colour per group from the treatment column ``color_by`` (constant within groups)."""
+    pairs = data[[group, color_by]].dropna().drop_duplicates()
+    mixed = pairs[group][pairs[group].duplicated()].unique()
+    if len(mixed):
+        raise ValueError(f"color_by={color_by!r} must be constant within each {group}; "
+                         f"it varies in {[str(g) for g in mixed[:5]]}")
+    treatment = pairs.set_index(group)[color_by]
+    levels = list(pd.Categorical(treatment).categories)
+    cycle = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    colour = {lev: cycle[k % len(cycle)] for k, lev in enumerate(levels)}
+    return [colour[treatment[g]] for g in categories], colour
+
+
+def plot_groups(data, y, group, ax=None, color_by=None):
     """Box plot of ``y`` per group with the points swarmed on top.
 
     Rows with a missing ``y`` or ``group`` are left out, as R's formula
@@ -153,6 +168,9 @@ def plot_groups(data, y, group, ax=None):
         ordered as the categories of a categorical column, else sorted.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure if omitted.
+    color_by : str, optional
+        A treatment column, constant within each group: each group's box
+        and points take its treatment's colour, with a legend.
 
     Returns
     -------
@@ -167,39 +185,56 @@ def plot_groups(data, y, group, ax=None):
     >>> import matplotlib
     >>> matplotlib.use("Agg")
     >>> import pandas as pd
-    >>> df = pd.DataFrame({"counts": [3, 5, 4, 9, 8, 11], "slide": list("aaabbb")})
-    >>> ax = plot_groups(df, "counts", "slide")
-    >>> [t.get_text() for t in ax.get_xticklabels()]
-    ['a', 'b']
+    >>> df = pd.DataFrame({"counts": [3, 5, 4, 9, 8, 11], "slide": list("aaabbb"),
+    ...                    "RNAi": ["C"] * 3 + ["T"] * 3})
+    >>> ax = plot_groups(df, "counts", "slide", color_by="RNAi")
+    >>> [t.get_text() for t in ax.get_xticklabels()], ax.get_legend().get_title().get_text()
+    (['a', 'b'], 'RNAi')
     """
     rows = data[[y, group]].dropna()
     codes = pd.Categorical(rows[group]).remove_unused_categories()
     values = rows[y].to_numpy(dtype=float)
     ax = _axes(ax)
     positions = np.arange(1, len(codes.categories) + 1)
+    colours, legend = [_POINT_COLOR] * len(positions), None
+    if color_by is not None:
+        colours, legend = _group_colours(data, group, color_by, codes.categories)
     per_group = [values[codes.codes == k] for k in range(len(positions))]
-    ax.boxplot(per_group, positions=positions, widths=0.6, patch_artist=True,
-               showfliers=False,  # every point is drawn by the swarm already
-               boxprops={"facecolor": "none"}, medianprops={"color": "black"})
+    boxes = ax.boxplot(per_group, positions=positions, widths=0.6, patch_artist=True,
+                       showfliers=False,  # every point is drawn by the swarm already
+                       boxprops={"facecolor": "none"}, medianprops={"color": "black"})
     x = positions[codes.codes].astype(float)
     for k, members in enumerate(per_group):
         x[codes.codes == k] += _swarm_offsets(members, width=0.5)
-    ax.scatter(x, values, s=12, color=_POINT_COLOR, zorder=3)
+        if legend is not None:
+            boxes["boxes"][k].set_edgecolor(colours[k])
+    ax.scatter(x, values, s=12, color=np.asarray(colours, dtype=object)[codes.codes], zorder=3)
+    if legend is not None:
+        handles = [ax.scatter([], [], s=12, color=c, label=str(lev)) for lev, c in legend.items()]
+        ax.legend(handles=handles, title=color_by)
     ax.set_xticks(positions, [str(c) for c in codes.categories])
     ax.set_xlabel(group)
     ax.set_ylabel(y)
     return ax
 
 
-def plot_residuals(fitted, resid, ax=None):
-    """Standardized residuals against fitted values, with a zero line.
+def plot_residuals(fitted, resid=None, ax=None, by_group=False, groups=None):
+    """Pearson residuals against fitted values, or per group.
 
     Parameters
     ----------
-    fitted, resid : array_like
-        Fitted values and standardized residuals, of equal length.
+    fitted : NegBinMixedGLMResults or array_like
+        A fit (its ``fittedvalues`` and ``resid_pearson`` are drawn), or
+        fitted values.
+    resid : array_like, optional
+        Residuals of the same length, when ``fitted`` is an array.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure if omitted.
+    by_group : bool
+        Draw one box of residuals per group instead (R:
+        ``plot(fit, slide ~ resid(., type = "p"))``).
+    groups : array_like, optional
+        Group labels for ``by_group`` with arrays; a fit uses its groups.
 
     Returns
     -------
@@ -215,28 +250,49 @@ def plot_residuals(fitted, resid, ax=None):
     >>> matplotlib.use("Agg")
     >>> ax = plot_residuals([1.5, 1.6, 2.0], [-0.4, 1.1, -0.7])
     >>> ax.get_ylabel()
-    'Standardized residuals'
+    'Pearson residuals'
     """
-    fitted, resid = np.asarray(fitted, dtype=float), np.asarray(resid, dtype=float)
+    if hasattr(fitted, "resid_pearson"):
+        res = fitted
+        fitted, resid = res.fittedvalues, res.resid_pearson
+        groups = res.model.groups if groups is None else groups
+    fitted = np.asarray(fitted, dtype=float)
+    resid = np.asarray(resid, dtype=float)
     if fitted.shape != resid.shape or fitted.ndim != 1:
         raise ValueError("fitted and resid must be one-dimensional and of equal length")
     ax = _axes(ax)
+    if by_group:
+        if groups is None or len(groups) != len(resid):
+            raise ValueError("by_group needs groups=, one label per residual")
+        codes = pd.Categorical(np.asarray(groups))
+        per_group = [resid[codes.codes == k] for k in range(len(codes.categories))]
+        positions = np.arange(1, len(per_group) + 1)
+        ax.boxplot(per_group, positions=positions, widths=0.6,
+                   medianprops={"color": "black", "gid": "median"})
+        ax.set_xticks(positions, [str(c) for c in codes.categories])
+        ax.axhline(0.0, color=_LINE_COLOR, lw=1)
+        ax.set_ylabel("Pearson residuals")
+        return ax
     ax.scatter(fitted, resid, s=12, color=_POINT_COLOR)
     ax.axhline(0.0, color=_LINE_COLOR, lw=1)
     ax.set_xlabel("Fitted values")
-    ax.set_ylabel("Standardized residuals")
+    ax.set_ylabel("Pearson residuals")
     return ax
 
 
-def plot_ranef_qq(ranef, ax=None):
+def plot_ranef_qq(ranef, ax=None, term=None):
     """Normal QQ plot of predicted random effects, with the quartile line.
 
     Parameters
     ----------
-    ranef : array_like
-        One-dimensional predicted random effects (one per group).
+    ranef : NegBinMixedGLMResults, pandas.DataFrame or array_like
+        A fit (its :meth:`ranef`), a frame of random effects, or one per
+        group.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure if omitted.
+    term : str, optional
+        Which column of a frame (or fit) with several random coefficients;
+        default the first.
 
     Returns
     -------
@@ -254,10 +310,63 @@ def plot_ranef_qq(ranef, ax=None):
     >>> ax.get_xlabel()
     'Standard normal quantiles'
     """
+    intercept = None
+    if hasattr(ranef, "ranef"):
+        # MixedLM names the random intercept after the groups; R says (Intercept)
+        intercept = getattr(ranef.model, "group_name", None)
+        ranef = ranef.ranef()
+    label = "Random effects"
+    if isinstance(ranef, pd.DataFrame):
+        term = ranef.columns[0] if term is None else term
+        shown = "(Intercept)" if term == intercept else term
+        ranef, label = ranef[term], f"Random effects: {shown}"
     # A pointwise envelope from a handful of groups would be meaningless.
-    ax = plot_qq(ranef, "norm", ax=ax, envelope=None)
+    ax = plot_qq(np.asarray(ranef, dtype=float), "norm", ax=ax, envelope=None)
     ax.set_xlabel("Standard normal quantiles")
-    ax.set_ylabel("Random effects")
+    ax.set_ylabel(label)
+    return ax
+
+
+def plot_marginal_means(means, ax=None):
+    """Marginal means with their confidence intervals, one point per level.
+
+    Parameters
+    ----------
+    means : glmmnb.prediction.MarginalMeans
+        From ``res.marginal_means(factor)``.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    See Also
+    --------
+    emmeans::plot.emmGrid : the R plot mirrored.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from glmmnb import NegBinMixedGLM
+    >>> from glmmnb.datasets import microscopy
+    >>> res = NegBinMixedGLM.from_formula(
+    ...     "counts ~ RNAi", microscopy.load_pandas().data, groups="slide").fit()
+    >>> ax = plot_marginal_means(res.marginal_means("RNAi"))
+    >>> [t.get_text() for t in ax.get_xticklabels()]
+    ['Control', 'Target']
+    """
+    table = means.means
+    x = np.arange(len(table))
+    est = table["mean"].to_numpy()
+    err = np.vstack([est - table["mean_ci_lower"], table["mean_ci_upper"] - est])
+    ax = _axes(ax)
+    ax.errorbar(x, est, yerr=err, fmt="o", color="black", ecolor=_LINE_COLOR, capsize=4)
+    ax.set_xticks(x, [str(v) for v in table.index])
+    ax.set_xlim(-0.5, len(table) - 0.5)
+    ax.set_xlabel(means.factor)
+    ax.set_ylabel(f"Marginal mean ({1 - means.alpha:.0%} CI)")
     return ax
 
 
