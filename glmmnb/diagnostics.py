@@ -16,7 +16,8 @@ import pandas as pd
 
 from . import summary as _summary
 from .core.negbin import unit_deviance
-from .core.varcomp import natural_covariance, variance_jacobian
+from .core.apvar import approximate_cov, natural_parameters
+from .core.varcomp import variance_jacobian
 from .prediction import conditional_covariances
 
 __all__ = ["DiagnosticsMixin"]
@@ -61,26 +62,25 @@ class DiagnosticsMixin:
     def cov_re_natural(self):
         """Approximate covariance of the variance parameters (R: ``fit$apVar``).
 
-        The inverse Hessian of the final working LMM's ML log-likelihood
-        (fixed effects profiled out) on nlme's natural scale: per level the
-        log SDs, then ``logit((1 + rho) / 2)`` of each correlation, and
-        ``log(sigma)`` last, as a labelled DataFrame; NaN where that Hessian
-        is not positive definite (a variance at its boundary).
-        ``intervals()``-style limits come from it.
+        nlme's approximation (:func:`glmmnb.core.apvar.approximate_cov`, the
+        one :meth:`intervals` uses) on its natural scale: per level the log
+        SDs, then ``log((1 + r) / (1 - r))`` of each correlation, and
+        ``log(sigma)`` last, as a labelled DataFrame.  A parameter in which
+        the likelihood is flat (a variance at or near zero) has an infinite
+        variance; NaN, with a warning, where the Hessian is not positive
+        definite (R's ``intervals()`` then stops).
         """
-        model = self.model
-        if model.exog is None:
-            raise ValueError("the variance-parameter covariance needs the fit's data, "
-                             "removed by remove_data()")
-        cov = natural_covariance(model.exog, self._working_response, self._working_weights,
-                                 model._Z, model.levels, self._level_covs(), self.scale)
-        if np.isnan(cov).any():
-            warnings.warn("the variance parameters are at or near their boundary (a variance "
-                          "at 0 or a correlation at +-1): their approximate covariance is not "
-                          "positive definite, so cov_re_natural and bse_re are NaN (R's "
-                          "intervals() stops with 'Non-positive definite approximate "
-                          "variance-covariance')", UserWarning, stacklevel=2)
         labels = self._natural_labels()
+        if self.working_lmm is None:
+            raise ValueError("this fit keeps no working linear mixed model, so its variance "
+                             "parameters have no approximate covariance")
+        try:
+            _, cov = approximate_cov(self.working_lmm)
+        except ValueError as err:
+            warnings.warn(f"{err}: cov_re_natural and bse_re are NaN (R's intervals() stops "
+                          "with 'Non-positive definite approximate variance-covariance')",
+                          UserWarning, stacklevel=2)
+            cov = np.full((len(labels), len(labels)), np.nan)
         return pd.DataFrame(cov, index=labels, columns=labels)
 
     def _re_names(self):
@@ -108,12 +108,17 @@ class DiagnosticsMixin:
         scale of :attr:`cov_re` and :attr:`vcomp`; labelled as in
         :meth:`varcorr`, covariances as ``Cov(a, b)``.
         """
-        natural = self.cov_re_natural.to_numpy()
-        if np.isnan(natural).any():
-            se = np.full(sum(q * (q + 1) // 2 for q in map(len, self._level_covs())), np.nan)
-        else:
-            J = variance_jacobian(self._level_covs(), self.scale)
-            se = np.sqrt(np.diag(J @ natural @ J.T))
+        cov = self.cov_re_natural.to_numpy()
+        nat = natural_parameters(self.working_lmm)
+        J = variance_jacobian(nat.values, nat.sizes)
+        flat = np.isinf(np.diag(cov))
+        finite = np.where(np.isfinite(cov), cov, 0.0)
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(np.diag(J @ finite @ J.T))
+        # an entry built from a flat parameter (a variance at zero) is unbounded
+        se[_depends_on(nat.sizes, flat)] = np.inf
+        if np.isnan(cov).any():
+            se[:] = np.nan
         group, names = self._re_names()
         labels = [f"{group}: {names[j]}" if j == k else f"{group}: Cov({names[j]}, {names[k]})"
                   for j, k in zip(*np.triu_indices(len(names)))]
@@ -197,3 +202,15 @@ class DiagnosticsMixin:
         ['slide: (Intercept)', 'Residual']
         """
         return _summary.random_effects_table(self)
+
+
+def _depends_on(sizes, flat):
+    """Which variances/covariances (upper triangles, row by row) involve a flagged parameter."""
+    out, i = [], 0
+    for q in sizes:
+        sd = flat[i:i + q]
+        rho = dict(zip(zip(*np.triu_indices(q, 1)), flat[i + q:i + q * (q + 1) // 2]))
+        i += q * (q + 1) // 2
+        out += [bool(sd[j] or sd[k] or (j != k and rho[(j, k)]))
+                for j, k in zip(*np.triu_indices(q))]
+    return np.asarray(out, dtype=bool)
