@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import _formula, _validation
+from . import _formula, _validation, inference
 from .core.varcomp import conditional_blocks
 
 __all__ = ["PredictionResults", "MarginalMeans", "PredictionMixin", "get_prediction",
@@ -284,11 +284,15 @@ def _row_df(res, X):
     The smallest nlme ddf of the parameters the row involves, except that the
     intercept counts with the outermost groups (their number - 1) instead of
     the residual df nlme gives it: a mean that involves only the intercept
-    is then judged against the number of slides, not of cells.
+    is then judged against the number of slides, not of cells.  A fit with
+    ``ddf="satterthwaite"`` gives each row its own Satterthwaite df.
     """
+    if getattr(res, "ddf_method", "nlme") == "satterthwaite":
+        # each row's own Satterthwaite df, as t_test of the same contrast
+        return inference.hypothesis_ddf(res, np.nan_to_num(X))
     ddf = np.array(res.ddf, dtype=float)
-    # the correction is to nlme's counting rule; other df methods stand as they are
-    if res.fit_options.get("ddf", "nlme") == "nlme":
+    # the correction is to nlme's counting rule; the residual rule stands as it is
+    if getattr(res, "ddf_method", "nlme") == "nlme":
         for k, name in enumerate(res.model.exog_names):
             if name in _INTERCEPT_NAMES:
                 ddf[k] = res.n_groups - 1

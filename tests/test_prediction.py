@@ -280,3 +280,13 @@ def test_non_finite_design_rows_are_named(seed_data):
     with pytest.raises(ValueError, match="non-finite"):
         res.predict(np.array([[1.0, np.inf, 0.0]]))
     assert res.predict({"RNAi": "Target", "area": 1.0}).shape == (1,)
+
+
+def test_satterthwaite_fit_gives_each_row_its_contrast_df(seed_data):
+    """With fit(ddf="satterthwaite") a prediction is the t_test of its row (lmerTest's df)."""
+    res = NegBinMixedGLM.from_formula("counts ~ RNAi", seed_data, groups="slide").fit(
+        ddf="satterthwaite")
+    pred = res.get_prediction(pd.DataFrame({"RNAi": ["Target"]}))
+    tt = res.t_test("Intercept + RNAi[T.Target] = 0")
+    assert pred.df[0] == pytest.approx(float(tt.df_denom), rel=1e-10)
+    np.testing.assert_allclose(pred.conf_int(), np.exp(tt.conf_int()), rtol=1e-10)
