@@ -546,8 +546,9 @@ class PredictionMixin:
         Notes).  The df are emmeans' "containment" df for lme fits: the
         smallest ``ddf`` of the parameters the row involves (as
         :meth:`t_test`), except that the intercept counts with the number of
-        groups - 1 instead of nlme's residual df.  Rows and options are
-        those of :meth:`predict`.
+        groups - 1 instead of nlme's residual df; a ``fit(ddf="satterthwaite")``
+        gives each row its own Satterthwaite df, as :meth:`t_test` of that
+        row.  Rows and options are those of :meth:`predict`.
 
         Parameters
         ----------
