@@ -248,6 +248,8 @@ def test_dict_and_design_rows(seed_fit):
         float(seed_fit.predict(np.array([1.0, 1.0]))[0]))
 
 
+# the v09 slide variance is at 0: a singular fit, beside the point here
+@pytest.mark.filterwarnings("ignore::glmmnb.core.singular.SingularFitWarning")
 @pytest.mark.parametrize("factor", ["treatment", "phase"])
 def test_marginal_means_average_over_an_interacting_factor(factor):
     """emmeans' equal weights over the other factor's levels, with its containment df."""
@@ -270,6 +272,7 @@ def test_marginal_means_average_over_an_interacting_factor(factor):
     np.testing.assert_allclose(mm.ratios["p"], ratios["p"], rtol=P)
 
 
+@pytest.mark.filterwarnings("ignore::glmmnb.core.singular.SingularFitWarning")
 def test_non_finite_design_rows_are_named(seed_data):
     data = seed_data.assign(area=np.linspace(1.0, 2.0, len(seed_data)))
     res = NegBinMixedGLM.from_formula("counts ~ RNAi + np.log(area)", data,
