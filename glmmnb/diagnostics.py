@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from . import summary as _summary
-from .core.negbin import unit_deviance
 from .core.apvar import approximate_cov, natural_parameters
+from .core.negbin import unit_deviance
 from .core.varcomp import variance_jacobian
 from .prediction import conditional_covariances
 
