@@ -319,11 +319,11 @@ def conditional_covariances(res) -> tuple[np.ndarray, np.ndarray]:
         Their dependence on the error of the fixed effects.
     """
     model = res.model
-    if res._working_weights is None:
-        raise NotImplementedError("conditional variances are those of PQL's final working "
-                                  f"model; this fit (method={res.method!r}) has none")
     if model.exog is None:
         raise ValueError("conditional variances need the fit's data, removed by remove_data()")
+    if getattr(res, "_working_weights", None) is None:
+        raise NotImplementedError("conditional variances are those of PQL's final working "
+                                  f"model; this fit (method={res.method!r}) has none")
     return conditional_blocks(model.exog, res._working_response, res._working_weights,
                               model._Z, model.levels, res._level_covs(), res.scale)
 
