@@ -14,7 +14,7 @@ from statsmodels.formula._manager import FormulaManager
 from patsy import PatsyError
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, MissingDataError
 
-from . import _formula, _ml, _validation, inference
+from . import _formula, _ml, _validation, _validation_formula, inference
 from .core.negbin import degenerate_means, separated_rows
 from .core.nbglm import SeparationError, fit_nb_glm
 from .core.grouping import build_levels
@@ -232,7 +232,8 @@ class NegBinMixedGLM(base.LikelihoodModel):
         ['Intercept', 'RNAi[T.Target]']
         """
         env = _formula.caller_env(kwargs.pop("eval_env", None), 1)
-        _validation.check_formula_call(formula, data, groups, re_formula, vc_formula, kwargs)
+        _validation_formula.check_formula_call(formula, data, groups, re_formula, vc_formula,
+                                               kwargs)
         extra = {"groups": groups, "offset": offset, "exposure": exposure}
         names = {k: v if isinstance(v, str) else k for k, v in extra.items()}
         data, extra, keep = _formula_rows(data, formula, re_formula, vc_formula, extra, names,
@@ -672,15 +673,15 @@ def _formula_rows(data, formula, re_formula, vc_formula, extra, names, subset, m
     Returns the data, the per-row inputs as Series on its index, and the
     kept-rows mask of ``missing="drop"`` (None when nothing was dropped).
     """
-    extra = {k: _validation.resolve_input(data, v, k, numeric=k != "groups")
+    extra = {k: _validation_formula.resolve_input(data, v, k, numeric=k != "groups")
              for k, v in extra.items()}
     if extra["groups"] is None:
         raise ValueError("groups is required: a column name or an array of group labels")
     if subset is not None:
-        rows = _validation.subset_positions(data, subset)
+        rows = _validation_formula.subset_positions(data, subset)
         data = data.iloc[rows]
         extra = {k: None if v is None else v.iloc[rows] for k, v in extra.items()}
-    _validation.check_response_columns(data, _formula.response_columns(data, formula))
+    _validation_formula.check_response_columns(data, _formula.response_columns(data, formula))
     cols = _formula.referenced_columns(data, formula, re_formula, *(vc_formula or {}).values())
     arrays = {f"column {c!r}": data[c] for c in cols}
     arrays.update({f"{k} ({names[k]!r})": v for k, v in extra.items() if v is not None})
@@ -689,7 +690,7 @@ def _formula_rows(data, formula, re_formula, vc_formula, extra, names, subset, m
         data = data.loc[keep]
         extra = {k: None if v is None else v.loc[keep] for k, v in extra.items()}
     data = _formula.drop_unused_levels(data, cols)
-    _validation.check_factor_levels(data, _formula.factor_columns(data, formula))
+    _validation_formula.check_factor_levels(data, _formula.factor_columns(data, formula))
     return data, extra, keep
 
 
