@@ -130,7 +130,7 @@ def test_optimum_is_at_least_as_good_as_the_single_optimiser(case):
         rows = _row_structure(d.X, Z, lev)
         red = _Reducer(rows.crossproducts(z[f], w[f]), lev, Ys.shape[1], d.X.shape[1],
                        float(sum_log(w[f])))
-        from glmmnb.core.lmm import _optimize as single_optimize
+        from glmmnb.core.lmm_optimize import _optimize as single_optimize
 
         l_single = single_optimize(red, np.array([1.0]), 1e-12)[0]
         mine = red.deviance(np.array([np.sqrt(u[f])]))

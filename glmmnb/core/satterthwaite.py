@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lmm import Level, LMMFit, _Reducer, _split_theta
+from .lmm import Level, LMMFit, _Reducer
+from .lmm_optimize import _split_theta
 
 __all__ = ["WorkingLMM", "VarianceSensitivity", "variance_sensitivity",
            "contrast_ddf", "ftest_ddf", "deviance_varpar", "hessian", "jacobian"]

@@ -1,0 +1,231 @@
+"""The search over the Cholesky parameters of the inner linear mixed model.
+
+:mod:`glmmnb.core.lmm` profiles ``beta`` and ``sigma^2`` out of the deviance;
+what is left is a function of the relative Cholesky factors ``L_l`` (their
+lower triangles stacked into ``theta``).  This module holds that
+parametrisation, the exact gradient for a single grouping level, and the
+optimisers: a bracketed Brent search for one relative SD, L-BFGS-B with
+bounds (diagonals >= 0, as lme4) otherwise.  The optimisers take the reducer
+of :mod:`glmmnb.core.lmm` and call only its deviance methods.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import optimize
+
+from ._threads import one_blas_thread
+
+_TRIL = {}
+
+
+def _tril(q):
+    idx = _TRIL.get(q)
+    if idx is None:
+        idx = _TRIL[q] = np.tril_indices(q)
+    return idx
+
+
+def _theta_to_chol(theta, q):
+    L = np.zeros((q, q))
+    L[_tril(q)] = theta
+    return L
+
+
+def _split_theta(theta, levels):
+    out, start = [], 0
+    for lev in levels:
+        out.append(_theta_to_chol(theta[start:start + lev.n_theta], lev.k_re))
+        start += lev.n_theta
+    return out
+
+
+def _single_level_gradient(red, theta):
+    """Deviance and its exact gradient in the Cholesky parameters, one level with q >= 2.
+
+    With ``P_g = T_g[r, r]``, ``M_g = I + L' P_g L``, ``K_g = M_g^{-1} L'`` and
+    ``W_g = L K_g``: ``dW_g = E_g dL K_g + (E_g dL K_g)'`` with ``E_g = I - W_g
+    P_g``, so for the residual sum ``r^2 = u' S u`` (``u = (-beta, 1)``, beta
+    optimal, hence no term in ``d beta``) the derivative in ``L[i, j]`` is
+    ``-2 sum_g (E_g' v_g)_i (K_g v_g)_j`` with ``v_g = T_g[r, :] u``, and that
+    of ``sum_g log det M_g`` is ``2 sum_g (P_g K_g')_{ij}``.  Returns
+    ``None`` where some ``M_g`` is not positive definite (the caller then
+    differences the deviance numerically).
+    """
+    sg = red._single
+    q, d = sg["q"], red.d
+    if q == 2:
+        return _pair_gradient(red, theta)
+    L = _theta_to_chol(theta, q)
+    P = sg["Trr"]
+    M = np.eye(q) + L.T @ P @ L
+    try:
+        C = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return None
+    logdet = 2.0 * np.log(np.diagonal(C, axis1=1, axis2=2)).sum()
+    K = np.linalg.solve(M, np.broadcast_to(L.T, M.shape))       # M^-1 L'
+    W = L @ K
+    t = sg["Tr"].reshape(-1, q, d)
+    S = sg["Tsum"] - t.reshape(-1, d).T @ (W @ t).reshape(-1, d)
+    beta, r2, _ = red.solve_fixed(S)
+    n = red.nobs
+    if r2 <= 0.0:
+        return None
+    dev = n * np.log(2.0 * np.pi * r2 / n) + n + logdet - red.sum_log_w
+    u = np.zeros(d)
+    u[red.xi] = -beta
+    u[d - 1] = 1.0
+    v = t @ u                                                    # (G, q)
+    Kv = np.einsum("gij,gj->gi", K, v)
+    Ev = v - np.einsum("gji,gj->gi", W @ P, v)                   # E' v = v - P W v
+    PK = P @ np.swapaxes(K, 1, 2)
+    rows, cols = _tril(q)
+    d_r2 = -2.0 * np.einsum("gk,gk->k", Ev[:, rows], Kv[:, cols])
+    d_logdet = 2.0 * PK[:, rows, cols].sum(axis=0)
+    return float(dev), n / r2 * d_r2 + d_logdet
+
+
+def _pair_gradient(red, theta):
+    """:func:`_single_level_gradient` for two coefficients, written out over the groups.
+
+    ``L = [[a, 0], [b, c]]`` and ``P_g = [[p, q], [q, s]]`` as in
+    :meth:`_Reducer._reduce_pair`, whose root statistics it uses; arrays over
+    the groups instead of stacks of 2 x 2 matrices.
+    """
+    out = red._reduce_pair(_theta_to_chol(theta, 2))
+    if out is None:
+        return None
+    S, logdet = out
+    beta, r2, _ = red.solve_fixed(S)
+    n, d = red.nobs, red.d
+    if r2 <= 0.0:
+        return None
+    dev = n * np.log(2.0 * np.pi * r2 / n) + n + logdet - red.sum_log_w
+    a, b, c = theta
+    Trr = red._single["Trr"]
+    p, q, s = Trr[:, 0, 0], Trr[:, 0, 1], Trr[:, 1, 1]
+    m00 = 1.0 + (a * a) * p + (2.0 * a * b) * q + (b * b) * s
+    m01 = c * (a * q + b * s)
+    m11 = 1.0 + (c * c) * s
+    det = m00 * m11 - m01 * m01
+    i00, i01, i11 = m11 / det, -m01 / det, m00 / det
+    k00, k01, k10, k11 = i00 * a, i00 * b + i01 * c, i01 * a, i01 * b + i11 * c
+    w00, w01, w11 = a * k00, a * k01, b * k01 + c * k11
+    u = np.zeros(d)
+    u[red.xi] = -beta
+    u[d - 1] = 1.0
+    t = red._single["Tr"].reshape(-1, 2, d)
+    v0, v1 = t[:, 0, :] @ u, t[:, 1, :] @ u
+    kv0, kv1 = k00 * v0 + k01 * v1, k10 * v0 + k11 * v1
+    wv0, wv1 = w00 * v0 + w01 * v1, w01 * v0 + w11 * v1
+    ev0, ev1 = v0 - (p * wv0 + q * wv1), v1 - (q * wv0 + s * wv1)
+    d_r2 = -2.0 * np.array([ev0 @ kv0, ev1 @ kv0, ev1 @ kv1])
+    d_logdet = 2.0 * np.array([(p * k00 + q * k01).sum(), (q * k00 + s * k01).sum(),
+                               (q * k10 + s * k11).sum()])
+    return float(dev), n / r2 * d_r2 + d_logdet
+
+
+def _deviance_and_gradient(red, step=1e-7):
+    """``fun(theta) -> (deviance, gradient)`` for L-BFGS-B on a single level.
+
+    The gradient is :func:`_single_level_gradient`'s; at a trial point where
+    its closed form does not apply it is the forward difference with the
+    step L-BFGS-B itself takes.
+    """
+    def fun(theta):
+        out = _single_level_gradient(red, theta)
+        if out is not None:
+            return out
+        f = red.deviance(theta)
+        if not np.isfinite(f):
+            return f, np.zeros_like(theta)
+        return f, np.array([(red.deviance(theta + e) - f) / step
+                            for e in np.eye(theta.size) * step])
+    return fun
+
+
+def _bounds(levels):
+    bounds = []
+    for lev in levels:
+        q = lev.k_re
+        rows, cols = np.tril_indices(q)
+        bounds += [(0.0, None) if r == c else (None, None) for r, c in zip(rows, cols)]
+    return bounds
+
+
+def _default_theta(levels):
+    return np.concatenate([np.eye(lev.k_re)[np.tril_indices(lev.k_re)] for lev in levels])
+
+
+def _optimize(red, theta0, tol):
+    levels = red.levels
+    if len(levels) == 1 and levels[0].k_re == 1:
+        return _optimize_scalar(red, float(theta0[0]), tol)
+    bounds = _bounds(levels)
+    options = {"ftol": tol, "gtol": 1e-9, "maxiter": 1000}
+    if red._single is not None:
+        # one level: the exact gradient, one deviance evaluation per step
+        # instead of 1 + len(theta) for finite differences
+        fun, jac = _deviance_and_gradient(red), True
+    else:
+        fun, jac = red.deviance, None
+        options["eps"] = 1e-7
+    with one_blas_thread():
+        res = optimize.minimize(fun, theta0, jac=jac, method="L-BFGS-B", bounds=bounds,
+                                options=options)
+    # A Cholesky diagonal at zero is a stationary point of the parametrisation
+    # whatever the data say (Psi depends on its square, so the derivative
+    # vanishes there), and L-BFGS-B can stall on it: which way it goes then
+    # hinges on rounding (reordering the rows flips it).  Restart once from
+    # the point with those diagonals moved off zero, and keep the better fit.
+    diag = np.array([lo == 0.0 for lo, _ in bounds])
+    stuck = diag & (res.x < 1e-3)
+    if stuck.any():
+        start = res.x.copy()
+        start[stuck] = 0.1
+        with one_blas_thread():
+            alt = optimize.minimize(fun, start, jac=jac, method="L-BFGS-B", bounds=bounds,
+                                    options=options)
+        if alt.fun < res.fun:
+            res = alt
+    return res.x, bool(res.success)
+
+
+# Largest relative SD the search goes to: there ``1 + l^2 T_rr`` has lost
+# every digit of the 1, the group effects are free parameters to the last bit,
+# and a larger optimum cannot be told from infinity.
+_SCALAR_MAX = 1e8
+
+
+def _optimize_scalar(red, start, tol):
+    """One relative SD: bracket on the log scale, then Brent; check the boundary.
+
+    The grid covers 1e-4 to 100 residual SDs and is extended a decade at a
+    time while its largest point is the best (large counts or a tiny theta
+    make the working residual SD small against the groups' SD), so the
+    bracket always holds the optimum.  The warm start joins the grid once;
+    a repeat of a grid point would give an empty bracket.
+    """
+    grid = np.concatenate([[0.0], np.logspace(-4, 2, 25)])
+    if start > 0:
+        grid = np.unique(np.append(grid, start))
+    vals = red.deviance_scalar(grid)
+    k = int(np.argmin(vals))
+    while k == len(grid) - 1 and grid[-1] < _SCALAR_MAX:
+        more = grid[-1] * np.logspace(0.25, 1.0, 4)
+        grid = np.append(grid, more)
+        vals = np.append(vals, red.deviance_scalar(more))
+        k = int(np.argmin(vals))
+    if k == len(grid) - 1:
+        # still falling at the largest SD the arithmetic can tell apart
+        return np.array([grid[k]]), False
+    lo, hi = (0.0, grid[1]) if k == 0 else (grid[k - 1], grid[k + 1])
+    f = lambda t: red.deviance(np.array([t]))  # noqa: E731
+    # An infinite deviance (a residual sum of 0: one row per group) makes
+    # Brent's parabola NaN; it then takes golden-section steps, as it should.
+    with np.errstate(invalid="ignore"):
+        res = optimize.minimize_scalar(f, bounds=(lo, hi), method="bounded",
+                                       options={"xatol": 1e-10 * max(hi, 1e-3), "maxiter": 500})
+    best = res.x if res.fun <= vals[k] else grid[k]
+    return np.array([best]), bool(res.success)
