@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cached_property
 
 import numpy as np
@@ -19,8 +18,9 @@ from ._validation import check_alpha, check_level
 from .core.singular import find_boundaries
 from .diagnostics import DiagnosticsMixin
 from .prediction import PredictionMixin
+from .random_effects import RandomEffects, _outermost_groups
 
-__all__ = ["NegBinMixedGLMResults", "NegBinMixedGLMResultsWrapper", "RandomEffects"]
+__all__ = ["NegBinMixedGLMResults", "NegBinMixedGLMResultsWrapper"]
 
 
 class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
@@ -711,80 +711,6 @@ def _singular_components(model, cov_re, scale):
     found = find_boundaries(cov_re, scale, model._Z, model.levels, coefs,
                             [group] + list(model.vc_names))
     return [str(b) for b in found]
-
-
-class RandomEffects(Mapping):
-    """Read-only mapping of group label to the Series of its random effects.
-
-    Parameters
-    ----------
-    labels : array_like, shape (G,)
-        Group labels, in the order of ``values``.
-    values : ndarray, shape (G, k)
-        The groups' predicted random coefficients.
-    names : list of str
-        Names of the ``k`` coefficients.
-    nested : list of (str, ndarray, ndarray, ndarray)
-        Per nested component: its name, the predictions of its groups, their
-        labels and the position of the outermost group each lies in.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> re = RandomEffects(np.array(["a", "b"]), np.array([[0.1], [-0.1]]), ["slide"], [])
-    >>> sorted(re), float(re["b"]["slide"])
-    (['a', 'b'], -0.1)
-    """
-
-    def __init__(self, labels, values, names, nested):
-        self._index = pd.Index(labels)
-        self._values = np.asarray(values)
-        self._names = list(names)
-        self._nested = nested
-        self._members = None
-
-    def __len__(self):
-        return len(self._index)
-
-    def __iter__(self):
-        return iter(self._index)
-
-    def __getitem__(self, label):
-        try:
-            g = self._index.get_loc(label)
-        except (KeyError, TypeError):
-            raise KeyError(label) from None
-        if not isinstance(g, (int, np.integer)):
-            raise KeyError(label)
-        index, values = list(self._names), list(self._values[g])
-        for name, vals, labs, rows in self._nested_members(g):
-            index += [f"{name}[{lab}]" for lab in labs[rows]]
-            values += list(vals[rows])
-        return pd.Series(values, index=index)
-
-    def _nested_members(self, g):
-        """For each nested component, the positions of its groups inside group ``g``."""
-        if self._members is None:
-            # one stable sort per component, so that a lookup is two bisections
-            self._members = []
-            for name, vals, labs, outer in self._nested:
-                order = np.argsort(outer, kind="stable")
-                self._members.append((name, vals, labs, order, np.asarray(outer)[order]))
-        for name, vals, labs, order, sorted_outer in self._members:
-            lo, hi = np.searchsorted(sorted_outer, [g, g + 1])
-            yield name, vals, labs, order[lo:hi]
-
-    def __repr__(self):
-        return f"RandomEffects({len(self)} groups: {', '.join(self._names)})"
-
-
-def _outermost_groups(levels):
-    """For each nested level, the outermost group that each of its groups lies in."""
-    out, idx = [], None
-    for lev in levels[1:]:
-        idx = lev.parent if idx is None else idx[lev.parent]
-        out.append(idx)
-    return out
 
 
 class NegBinMixedGLMResultsWrapper(base.LikelihoodResultsWrapper):
