@@ -17,7 +17,7 @@ __all__ = ["BLOCK", "blocks", "sum_log"]
 BLOCK = 8192
 
 
-def blocks(n):
+def blocks(n: int) -> list[slice]:
     """Slices covering ``range(n)`` in blocks of ``BLOCK`` rows.
 
     Examples
@@ -28,7 +28,7 @@ def blocks(n):
     return [slice(a, min(a + BLOCK, n)) for a in range(0, n, BLOCK)]
 
 
-def sum_log(w):
+def sum_log(w: np.ndarray) -> float:
     """``np.log(w).sum()``, block by block.
 
     Examples

@@ -18,7 +18,7 @@ __all__ = ["one_blas_thread"]
 _CONTROLLER = None
 
 
-def one_blas_thread():
+def one_blas_thread() -> contextlib.AbstractContextManager:
     """A context in which the loaded BLAS libraries use one thread.
 
     The controller is built once (building it scans the loaded libraries,

@@ -17,11 +17,17 @@ has only ``p + 2`` parameters.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 from scipy.special import logsumexp
 
 from .laplace import LaplaceObjective, _Rows, _start_phi, run_ml
 from .mlfit import MLFit
+
+if TYPE_CHECKING:
+    from .lmm import Level
 
 __all__ = ["fit_agq", "make_agq_objective"]
 
@@ -29,12 +35,12 @@ __all__ = ["fit_agq", "make_agq_objective"]
 class AGQObjective(LaplaceObjective):
     """:class:`LaplaceObjective` with the log-determinant replaced by ``nagq``-point quadrature."""
 
-    def __init__(self, *args, nagq=25, **kwargs):
+    def __init__(self, *args: Any, nagq: int = 25, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         t, w = np.polynomial.hermite.hermgauss(nagq)
         self.nodes, self.log_w = t, np.log(w) + t * t
 
-    def value(self, phi):
+    def value(self, phi: np.ndarray) -> float:
         """Minus the log of the quadrature of the marginal likelihood."""
         beta, L, theta = self.spec.split(phi, self.theta_fixed)
         eta0 = self.X @ beta + self.offset
@@ -52,10 +58,10 @@ class AGQObjective(LaplaceObjective):
         log_marg = np.log(s / np.sqrt(np.pi)) + logsumexp(self.log_w - fk, axis=1)
         return self.constant(theta) - float(np.sum(log_marg))
 
-    def _nll_sum(self, eta, theta):
+    def _nll_sum(self, eta: np.ndarray, theta: float) -> np.ndarray:
         return self.gsum(_Rows(self.y, eta, theta).nll)
 
-    def value_and_grad(self, phi):
+    def value_and_grad(self, phi: np.ndarray) -> tuple[float, np.ndarray]:
         """``(F, central-difference gradient)``."""
         value = self.value(phi)
         g = np.empty(phi.size)
@@ -67,8 +73,8 @@ class AGQObjective(LaplaceObjective):
         return value, g
 
 
-def fit_agq(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray, levels,
-            theta: float | None = None, start: tuple | None = None,
+def fit_agq(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray,
+            levels: Sequence[Level], theta: float | None = None, start: tuple | None = None,
             nagq: int = 25) -> MLFit:
     """Fit the NB2 GLMM with one scalar random effect by adaptive Gauss-Hermite quadrature.
 
@@ -125,7 +131,7 @@ def fit_agq(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray, lev
 
 
 def make_agq_objective(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray,
-                       levels, theta: float | None, nagq: int) -> AGQObjective:
+                       levels: Sequence[Level], theta: float | None, nagq: int) -> AGQObjective:
     """The quadrature objective of a single scalar random effect (arguments of :func:`fit_agq`)."""
     level = levels[0]
     return AGQObjective(y, X, offset, Z[:, list(level.zcols)], level.codes, level.n_groups,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .satterthwaite import WorkingLMM, deviance_varpar, hessian
 
@@ -60,7 +61,8 @@ class NaturalParameters:
     values: np.ndarray
     sizes: tuple
 
-    def split(self, values=None):
+    def split(self,
+              values: ArrayLike | None = None) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
         """Per level ``(log_sd, z_corr)`` and ``log_sigma`` of ``values`` (default own)."""
         v = self.values if values is None else np.asarray(values)
         out, start = [], 0
@@ -71,7 +73,7 @@ class NaturalParameters:
         return out, v[-1]
 
 
-def _pairs(q):
+def _pairs(q: int) -> list[tuple[int, int]]:
     return [(j, k) for j in range(q) for k in range(j + 1, q)]
 
 
@@ -140,7 +142,7 @@ def _to_varpar(nat: NaturalParameters, values: np.ndarray) -> np.ndarray:
     return np.append(theta, sigma)
 
 
-def approximate_cov(work: WorkingLMM):
+def approximate_cov(work: WorkingLMM) -> tuple[NaturalParameters, np.ndarray]:
     """nlme's ``apVar``: covariance of the natural-scale variance parameters.
 
     Parameters
@@ -190,7 +192,7 @@ def approximate_cov(work: WorkingLMM):
     red = work.reducer()
     active = np.flatnonzero(np.isfinite(nat.values))
 
-    def deviance(v):
+    def deviance(v: np.ndarray) -> float:
         full = nat.values.copy()
         full[active] = v
         return deviance_varpar(red, _to_varpar(nat, full))

@@ -52,7 +52,7 @@ class BatchGLM:
     ok: np.ndarray
 
 
-def solve_spd(A, B):
+def solve_spd(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Solve the stacked systems ``A[f] x = B[f]``; also which ``A[f]`` are positive definite.
 
     Parameters
@@ -97,12 +97,12 @@ def solve_spd(A, B):
     return (x[..., 0] if vec else x), ok
 
 
-def select(idx, F):
+def select(idx: np.ndarray, F: int) -> slice | np.ndarray:
     """``idx`` as an index: the whole axis (a view, no copy) when it holds every row."""
     return slice(None) if idx.size == F else idx
 
 
-def _is_pd(a):
+def _is_pd(a: np.ndarray) -> bool:
     try:
         np.linalg.cholesky(a)
     except np.linalg.LinAlgError:
@@ -135,7 +135,7 @@ class CrossProducts:
     ([[4.0, 2.0], [2.0, 2.0]], [4.0, 2.0])
     """
 
-    def __init__(self, X, starts=None):
+    def __init__(self, X: np.ndarray, starts: np.ndarray | None = None) -> None:
         self.X = np.ascontiguousarray(X, dtype=float)
         n, p = self.X.shape
         self.p = p
@@ -152,11 +152,12 @@ class CrossProducts:
         self.FF = {(j, k): self.first[:, j] * self.first[:, k]
                    for j, k in self.pairs if self.const[j] and self.const[k]}
 
-    def group_sums(self, A):
+    def group_sums(self, A: np.ndarray) -> np.ndarray:
         """Sums of the rows of ``A`` (F, nobs) within every group: (F, G)."""
         return np.add.reduceat(A, self.starts, axis=1)
 
-    def __call__(self, W, WZ, Wg=None, WZg=None):
+    def __call__(self, W: np.ndarray, WZ: np.ndarray, Wg: np.ndarray | None = None,
+                 WZg: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Stacked ``X' W X`` (F, p, p) and ``X' W z`` (F, p) from ``W`` and ``W * z``.
 
         ``Wg`` and ``WZg``, their group sums, are used if given.
@@ -179,7 +180,7 @@ class CrossProducts:
         return xtwx, xtwz
 
 
-def linear_predictor(beta, X, offset):
+def linear_predictor(beta: np.ndarray, X: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
     """``beta @ X.T + offset`` (F, nobs), each element summed over the columns in order."""
     eta = beta[:, 0, None] * X[:, 0]
     for j in range(1, X.shape[1]):
@@ -189,7 +190,9 @@ def linear_predictor(beta, X, offset):
     return eta
 
 
-def _normal_equations(Y, cross, eta, mu, offset, theta):
+def _normal_equations(Y: np.ndarray, cross: CrossProducts, eta: np.ndarray, mu: np.ndarray,
+                      offset: np.ndarray | None,
+                      theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Stacked ``X' W X`` (F, p, p) and ``X' W z`` (F, p) at the means ``mu``."""
     W = weights(mu, theta)
     Z = Y - mu
@@ -201,7 +204,7 @@ def _normal_equations(Y, cross, eta, mu, offset, theta):
     return cross(W, Z)
 
 
-def weights(mu, theta):
+def weights(mu: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """``mu / (1 + mu / theta)`` with one theta per row (``inf``: Poisson)."""
     W = mu / theta[:, None]
     W += 1.0
@@ -209,7 +212,8 @@ def weights(mu, theta):
     return W
 
 
-def _deviance(Y, eta, mu, theta, ylogy0):
+def _deviance(Y: np.ndarray, eta: np.ndarray, mu: np.ndarray, theta: np.ndarray,
+              ylogy0: np.ndarray) -> np.ndarray:
     """NB2 (or Poisson, where ``theta`` is inf) deviance of every row; inf if ``mu`` is not finite.
 
     ``y log(y / mu)`` is taken as ``xlogy(y, y) - y eta`` (``ylogy0`` the first
@@ -237,12 +241,15 @@ def _deviance(Y, eta, mu, theta, ylogy0):
     return out
 
 
-def _eta_mu(X, beta, offset):
+def _eta_mu(X: np.ndarray, beta: np.ndarray,
+            offset: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     eta = linear_predictor(beta, X, offset)
     return eta, np.exp(eta)
 
 
-def fit_nb_glm_batch(Y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
+def fit_nb_glm_batch(Y: np.ndarray, X: np.ndarray | CrossProducts, offset: np.ndarray | None,
+                     theta: np.ndarray, start: np.ndarray | None = None, tol: float = 1e-12,
+                     maxiter: int = 100) -> BatchGLM:
     """:func:`glmmnb.core.nbglm.fit_nb_glm` for every row of ``Y`` at once.
 
     Parameters
@@ -321,7 +328,9 @@ def fit_nb_glm_batch(Y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
     return BatchGLM(beta, cov, eta, mu, n_iter, converged, ok & good)
 
 
-def _step(Y, X, offset, theta, beta_old, beta, dev_old, ylogy0, max_halvings=30):
+def _step(Y: np.ndarray, X: CrossProducts, offset: np.ndarray | None, theta: np.ndarray,
+          beta_old: np.ndarray, beta: np.ndarray, dev_old: np.ndarray, ylogy0: np.ndarray,
+          max_halvings: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """IRLS steps, each halved towards its old coefficients while its deviance grows."""
     beta = beta.copy()
     eta, mu = _eta_mu(X, beta, offset)

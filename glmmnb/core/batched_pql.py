@@ -69,7 +69,8 @@ class GroupDesign:
     ([0, 1], [[6.0, 5.0, 7.0]])
     """
 
-    def __init__(self, X, offset, codes, n_groups):
+    def __init__(self, X: np.ndarray, offset: np.ndarray | None, codes: np.ndarray,
+                 n_groups: int) -> None:
         codes = np.asarray(codes)
         self.order = np.argsort(codes, kind="stable")
         self.codes = codes[self.order]
@@ -81,11 +82,11 @@ class GroupDesign:
         # columns constant within every group need no products per row
         self.const, self.Xg = self.cross.const, self.cross.first
 
-    def sort(self, Y):
+    def sort(self, Y: np.ndarray) -> np.ndarray:
         """The columns of ``Y`` (features x rows) in the design's row order."""
         return Y[:, self.order]
 
-    def group_sums(self, A):
+    def group_sums(self, A: np.ndarray) -> np.ndarray:
         """Sums of the columns of ``A`` (F, nobs) within every group: (F, G)."""
         return self.cross.group_sums(A)
 
@@ -131,7 +132,8 @@ class BatchPQL:
 class _Stats:
     """Group-wise statistics of the inner LMM of some features."""
 
-    def __init__(self, design, Y, eta, mu, theta):
+    def __init__(self, design: GroupDesign, Y: np.ndarray, eta: np.ndarray, mu: np.ndarray,
+                 theta: np.ndarray) -> None:
         X = design.X
         w = mu / theta[:, None]
         w += 1.0
@@ -154,14 +156,14 @@ class _Stats:
         self.xx, self.xz = design.cross(w, wz, self.a, self.k)
         self.zz = np.einsum("fi,fi->f", wz, z)
 
-    def take(self, idx):
+    def take(self, idx: np.ndarray) -> _Stats:
         out = object.__new__(_Stats)
         out.n = self.n
         for name in ("a", "k", "h", "xx", "xz", "zz"):
             setattr(out, name, getattr(self, name)[idx])
         return out
 
-    def reduced(self, u):
+    def reduced(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``X'V^-1X``, ``X'V^-1z``, ``z'V^-1z`` (up to scale) at ``u`` of shape (F, K)."""
         c = u[:, :, None] / (1.0 + u[:, :, None] * self.a[:, None, :])        # (F, K, G)
         ch = c[..., None] * self.h[:, None]                                   # (F, K, G, p)
@@ -170,7 +172,7 @@ class _Stats:
         zz = self.zz[:, None] - np.einsum("fkg,fg->fk", c, self.k ** 2)
         return xx, xz, zz
 
-    def deviance(self, u):
+    def deviance(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Profiled ML deviance (up to a constant) at ``u`` (F, K); also beta and ``X'V^-1X``."""
         xx, xz, zz = self.reduced(u)
         F, K, p = xz.shape
@@ -182,7 +184,7 @@ class _Stats:
         dev[~(r2 > 0) | ~ok.reshape(F, K)] = np.inf
         return dev, beta, r2, xx
 
-    def derivatives(self, u):
+    def derivatives(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """First and second derivatives of the deviance in ``s = log u`` at ``u`` (F,)."""
         dev, beta, r2, xx = self.deviance(u[:, None])
         beta, r2, xx, dev = beta[:, 0], r2[:, 0], xx[:, 0], dev[:, 0]
@@ -199,7 +201,8 @@ class _Stats:
         return dev, u * d1, u * d1 + u * u * d2
 
 
-def _optimize(st, start, tol=1e-10, maxiter=100):
+def _optimize(st: _Stats, start: np.ndarray, tol: float = 1e-10,
+              maxiter: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """The ML variance ratio ``u`` of every feature, and whether its Newton iteration converged.
 
     The grid of the single fit (and the warm start) picks each feature's
@@ -245,7 +248,8 @@ def _optimize(st, start, tol=1e-10, maxiter=100):
     return np.where(u > 0, np.exp(s), 0.0), converged
 
 
-def _backtrack(st, s, step, d0, halvings=30):
+def _backtrack(st: _Stats, s: np.ndarray, step: np.ndarray, d0: np.ndarray,
+               halvings: int = 30) -> np.ndarray:
     """Halve the steps whose deviance would grow (rounding-level growth allowed)."""
     todo = np.arange(s.size)
     for _ in range(halvings):
@@ -258,7 +262,7 @@ def _backtrack(st, s, step, d0, halvings=30):
     return step
 
 
-def _assemble(st, u):
+def _assemble(st: _Stats, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fixed effects, covariance, scale and random intercepts at the optima ``u`` (F,)."""
     _, beta, r2, xx = st.deviance(u[:, None])
     beta, r2, xx = beta[:, 0], r2[:, 0], xx[:, 0]
@@ -269,7 +273,8 @@ def _assemble(st, u):
     return beta, scale[:, None, None] * inv, scale, b
 
 
-def fit_pql_batch(design, Y, theta, eta, mu, maxiter=10, tol=1e-6):
+def fit_pql_batch(design: GroupDesign, Y: np.ndarray, theta: np.ndarray, eta: np.ndarray,
+                  mu: np.ndarray, maxiter: int = 10, tol: float = 1e-6) -> BatchPQL:
     """:func:`glmmnb.core.pql.fit_pql` with a random intercept, for every row of ``Y``.
 
     Parameters

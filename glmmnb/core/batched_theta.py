@@ -68,7 +68,8 @@ class CountTables:
     ([[0.0, 2.0], [1.0, 0.0]], [[1.0, 2.0], [3.0, 0.0]])
     """
 
-    def __init__(self, Y, _parts=None):
+    def __init__(self, Y: np.ndarray | None,
+                 _parts: tuple[np.ndarray, np.ndarray, int] | None = None) -> None:
         if _parts is not None:
             self.values, self.counts, self.n = _parts
             return
@@ -88,20 +89,21 @@ class CountTables:
         self.counts[rows, rank] = counts
         self.n = n
 
-    def take(self, idx):
+    def take(self, idx: np.ndarray) -> CountTables:
         """The tables of the features ``idx``."""
         return CountTables(None, (self.values[idx], self.counts[idx], self.n))
 
-    def digamma_sum(self, theta):
+    def digamma_sum(self, theta: np.ndarray) -> np.ndarray:
         return (np.sum(self.counts * special.digamma(theta[:, None] + self.values), axis=1)
                 - self.n * special.digamma(theta))
 
-    def trigamma_sum(self, theta):
+    def trigamma_sum(self, theta: np.ndarray) -> np.ndarray:
         return (np.sum(self.counts * special.polygamma(1, theta[:, None] + self.values), axis=1)
                 - self.n * special.polygamma(1, theta))
 
 
-def _score_info(theta, Y, mu, table):
+def _score_info(theta: np.ndarray, Y: np.ndarray, mu: np.ndarray,
+                table: CountTables) -> tuple[np.ndarray, np.ndarray]:
     """Score and observed information of every row's theta, as ``MASS::theta.ml``."""
     n = Y.shape[1]
     tm = mu + theta[:, None]
@@ -119,7 +121,9 @@ def _score_info(theta, Y, mu, table):
     return score, info
 
 
-def theta_ml_batch(Y, mu, theta0=None, tol=1e-12, maxiter=200, table=None):
+def theta_ml_batch(Y: np.ndarray, mu: np.ndarray, theta0: np.ndarray | None = None,
+                   tol: float = 1e-12, maxiter: int = 200,
+                   table: CountTables | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`glmmnb.core.theta.theta_ml` for every row of ``Y``: Newton on ``log(theta)``.
 
     Parameters
@@ -188,7 +192,8 @@ def theta_ml_batch(Y, mu, theta0=None, tol=1e-12, maxiter=200, table=None):
     return theta, _score_info(theta, Y, mu, table)[1]
 
 
-def estimate_theta_batch(Y, X, offset, tol=1e-10, maxiter=100):
+def estimate_theta_batch(Y: np.ndarray, X: np.ndarray | CrossProducts, offset: np.ndarray | None,
+                         tol: float = 1e-10, maxiter: int = 100) -> BatchTheta:
     """:func:`glmmnb.core.theta.estimate_theta` (R: ``glm.nb``) for every row of ``Y``.
 
     Parameters
@@ -243,7 +248,8 @@ def estimate_theta_batch(Y, X, offset, tol=1e-10, maxiter=100):
     return out
 
 
-def _loglike_tau(Y, eta, mu, theta, table):
+def _loglike_tau(Y: np.ndarray, eta: np.ndarray, mu: np.ndarray, theta: np.ndarray,
+                 table: CountTables) -> np.ndarray:
     """NB2 log-likelihood of every row, without the ``lgamma(y + 1)`` terms."""
     n = Y.shape[1]
     tm = mu + theta[:, None]
@@ -254,7 +260,8 @@ def _loglike_tau(Y, eta, mu, theta, table):
     return lg + n * theta * np.log(theta) + np.einsum("fn,fn->f", Y, eta) - tm.sum(axis=1)
 
 
-def _joint_newton(Y, X, offset, table, beta, theta, maxiter=50):
+def _joint_newton(Y: np.ndarray, X: CrossProducts, offset: np.ndarray | None, table: CountTables,
+                  beta: np.ndarray, theta: np.ndarray, maxiter: int = 50) -> BatchTheta:
     """Newton steps on ``(beta, log theta)`` jointly, with the exact Hessian and step halving.
 
     From the Poisson fit and the theta of its means, the glm.nb maximum is a
@@ -308,11 +315,12 @@ def _joint_newton(Y, X, offset, table, beta, theta, maxiter=50):
     return BatchTheta(theta, se, glm, n_iter, converged & good, np.zeros(F, dtype=bool))
 
 
-def _info(theta, Y, mu, table):
+def _info(theta: np.ndarray, Y: np.ndarray, mu: np.ndarray, table: CountTables) -> np.ndarray:
     return _score_info(theta, Y, mu, table)[1]
 
 
-def _newton_step(Y, X, eta, mu, theta, table):
+def _newton_step(Y: np.ndarray, X: CrossProducts, eta: np.ndarray, mu: np.ndarray,
+                 theta: np.ndarray, table: CountTables) -> tuple[np.ndarray, np.ndarray]:
     """The Newton step of ``(beta, log theta)`` of every row, and where the Hessian allowed one."""
     F, p = Y.shape[0], X.p
     t = theta[:, None]
@@ -338,7 +346,9 @@ def _newton_step(Y, X, eta, mu, theta, table):
     return np.where(good[:, None], step, 0.0), good & np.all(np.isfinite(step), axis=1)
 
 
-def _halve(Y, X, offset, beta, tau, step, ll, table, halvings=20):
+def _halve(Y: np.ndarray, X: CrossProducts, offset: np.ndarray | None, beta: np.ndarray,
+           tau: np.ndarray, step: np.ndarray, ll: np.ndarray, table: CountTables,
+           halvings: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Take the steps, halved while the log-likelihood falls (rounding-level falls allowed)."""
     p = X.p
     b = beta + step[:, :p]
@@ -362,7 +372,8 @@ def _halve(Y, X, offset, beta, tau, step, ll, table, halvings=20):
     return b, t, eta, mu, new
 
 
-def _alternate(Y, X, offset, table, tol, maxiter):
+def _alternate(Y: np.ndarray, X: CrossProducts, offset: np.ndarray | None, table: CountTables,
+               tol: float, maxiter: int) -> BatchTheta:
     """glm.nb as :func:`glmmnb.core.theta.estimate_theta` runs it: IRLS and theta steps in turn."""
     F = Y.shape[0]
     glm = fit_nb_glm_batch(Y, X, offset, np.full(F, np.inf))
@@ -403,7 +414,8 @@ def _alternate(Y, X, offset, table, tol, maxiter):
     return BatchTheta(theta, se, glm, n_iter, converged, at_limit)
 
 
-def _replace(glm, idx, part, rows=slice(None)):
+def _replace(glm: BatchGLM, idx: np.ndarray, part: BatchGLM,
+             rows: slice | np.ndarray = slice(None)) -> None:
     """Write the rows ``rows`` of the fit ``part`` into the features ``idx`` of ``glm``."""
     for name in ("params", "cov_params", "eta", "mu", "n_iter", "converged", "ok"):
         getattr(glm, name)[idx] = getattr(part, name)[rows]

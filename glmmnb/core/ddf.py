@@ -12,12 +12,14 @@ level df, as nlme does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 __all__ = ["nlme_ddf", "nlme_term_ddf", "is_constant"]
 
 
-def is_constant(x, tolerance=np.sqrt(np.finfo(float).eps)):
+def is_constant(x: np.ndarray, tolerance: float = np.sqrt(np.finfo(float).eps)) -> bool:
     """nlme's test for an intercept-like column (constant up to rounding).
 
     Parameters
@@ -44,14 +46,15 @@ def is_constant(x, tolerance=np.sqrt(np.finfo(float).eps)):
     return bool(np.all(np.abs(rel) < tolerance))
 
 
-def _varies_within(x, codes, n_groups):
+def _varies_within(x: np.ndarray, codes: np.ndarray, n_groups: int) -> bool:
     """Whether ``x`` takes more than one value inside any group."""
     first = np.empty(n_groups)
     first[codes[::-1]] = x[::-1]
     return bool(np.any(x != first[codes]))
 
 
-def _strata(X, level_codes):
+def _strata(X: np.ndarray,
+            level_codes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each level's group-count df, which columns are not intercepts, and each column's level.
 
     The level of a column is 1 + the innermost factor it varies within (0 for
@@ -68,7 +71,7 @@ def _strata(X, level_codes):
     return df_level, not_int, stratum
 
 
-def nlme_ddf(X, level_codes):
+def nlme_ddf(X: np.ndarray, level_codes: Sequence[np.ndarray]) -> np.ndarray:
     """Denominator df of each column of ``X`` by nlme's between/within rule.
 
     Parameters
@@ -113,7 +116,8 @@ def nlme_ddf(X, level_codes):
     return out
 
 
-def nlme_term_ddf(X, level_codes, assign):
+def nlme_term_ddf(X: np.ndarray, level_codes: Sequence[np.ndarray],
+                  assign: Sequence[Sequence[int]]) -> np.ndarray:
     """Denominator df of each model term by nlme's rule (``fixDF$terms``).
 
     A term sits at the innermost level of its columns and all its columns

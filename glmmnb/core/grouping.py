@@ -7,14 +7,17 @@ field ``"f1"`` on slide 1 and field ``"f1"`` on slide 2 are different groups.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .lmm import Level
 
 __all__ = ["factorize", "build_levels"]
 
 
-def factorize(labels):
+def factorize(labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique labels and the code of each row.
 
     Parameters
@@ -40,7 +43,7 @@ def factorize(labels):
     return codes.reshape(-1), uniques
 
 
-def _factorize_fast(labels):
+def _factorize_fast(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """``np.unique(labels, return_inverse=True)`` without sorting all rows.
 
     Integer labels in a range not much wider than the number of rows are
@@ -88,7 +91,8 @@ def _factorize_fast(labels):
     return None
 
 
-def build_levels(groups, nested, k_re, zcols_inner=0):
+def build_levels(groups: ArrayLike, nested: Sequence[tuple[str, ArrayLike]], k_re: int,
+                 zcols_inner: int = 0) -> tuple[list[Level], list[np.ndarray]]:
     """Levels for a random part: ``groups`` with ``k_re`` coefficients, then nested.
 
     Parameters

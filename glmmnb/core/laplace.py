@@ -24,12 +24,18 @@ evaluations; a derivative-free search would need hundreds on large data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import special
 
 from .mlfit import MLFit, Params, minimize_nll, start_cholesky
 from ._blocks import blocks
 from .negbin import _count_table
+
+if TYPE_CHECKING:
+    from .lmm import Level
 
 __all__ = ["fit_laplace", "make_objective", "LaplaceObjective", "THETA_MAX"]
 
@@ -45,7 +51,7 @@ class _Rows:
     computed on first use (only the gradient needs it).
     """
 
-    def __init__(self, y, eta, theta):
+    def __init__(self, y: np.ndarray, eta: np.ndarray, theta: float) -> None:
         self.theta = theta
         if np.isinf(theta):
             mu = np.exp(eta)
@@ -68,13 +74,14 @@ class _Rows:
             np.add(yt * lp, ys * (log_theta - eta[s]), out=self.nll[s])
 
     @property
-    def d3(self):
+    def d3(self) -> np.ndarray:
         """Third derivative of ``-log P`` in ``eta``."""
         if np.isinf(self.theta):
             return self.mu
         return self.w * (self.theta - self.mu) / self.t
 
-    def theta_parts(self, y, table):
+    def theta_parts(self, y: np.ndarray, table: tuple[np.ndarray, np.ndarray] | None,
+                    ) -> tuple[float, np.ndarray, np.ndarray]:
         """``theta`` times: the summed derivative of ``-log P`` in theta, ``d d1``, ``d w``."""
         theta, mu, t = self.theta, self.mu, self.t
         n = y.shape[0]
@@ -96,7 +103,8 @@ class _Rows:
         return theta * dnll, theta * dd1, theta * dw
 
 
-def _nll_constant(y, theta, table=None):
+def _nll_constant(y: np.ndarray, theta: float,
+                  table: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """The part of ``-sum log P(y | eta)`` that :attr:`_Rows.nll` leaves out."""
     if table is None:
         values, counts = y, np.ones(y.shape[0])
@@ -132,7 +140,9 @@ class LaplaceObjective:
         ``None`` estimates it (the last entry of ``phi`` is log theta).
     """
 
-    def __init__(self, y, X, offset, Z, codes, n_groups, theta, sort_by=None):
+    def __init__(self, y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray,
+                 codes: np.ndarray, n_groups: int, theta: float | None,
+                 sort_by: np.ndarray | None = None) -> None:
         # rows in group order make every group sum one np.add.reduceat over
         # contiguous segments (several times faster than a weighted bincount)
         key = codes if sort_by is None else sort_by
@@ -153,7 +163,7 @@ class LaplaceObjective:
         # the gamma-function terms depend on y only through its distinct values
         self.table = _count_table(y)
 
-    def unsort(self, rowvalues):
+    def unsort(self, rowvalues: np.ndarray) -> np.ndarray:
         """Per-row values back in the caller's row order."""
         if self.order is None:
             return rowvalues
@@ -162,17 +172,17 @@ class LaplaceObjective:
         return out
 
     # group sums -------------------------------------------------------
-    def gsum(self, w):
+    def gsum(self, w: np.ndarray) -> np.ndarray:
         """``sum_i w_i`` per group (every group has rows: codes come from factorize)."""
         return np.add.reduceat(w, self.starts)
 
-    def gvec(self, w):
+    def gvec(self, w: np.ndarray) -> np.ndarray:
         """``sum_i w_i z_i`` per group, ``(G, q)``."""
         if self.ones:
             return self.gsum(w)[:, None]
         return np.column_stack([self.gsum(w * self.Z[:, a]) for a in range(self.q)])
 
-    def gmat(self, w):
+    def gmat(self, w: np.ndarray) -> np.ndarray:
         """``sum_i w_i z_i z_i'`` per group, ``(G, q, q)``."""
         if self.ones:
             return self.gsum(w)[:, None, None]
@@ -182,13 +192,13 @@ class LaplaceObjective:
                 M[:, a, b] = M[:, b, a] = self.gsum(w * self.Z[:, a] * self.Z[:, b])
         return M
 
-    def rowdot(self, B):
+    def rowdot(self, B: np.ndarray) -> np.ndarray:
         """``z_i' B[g(i)]`` for a ``(G, q)`` array ``B``."""
         if self.ones:
             return B[self.codes, 0]
         return np.einsum("ij,ij->i", self.Z, B[self.codes])
 
-    def rowquad(self, P):
+    def rowquad(self, P: np.ndarray) -> np.ndarray:
         """``z_i' P[g(i)] z_i`` for a ``(G, q, q)`` array ``P``."""
         if self.ones:
             return P[self.codes, 0, 0]
@@ -199,7 +209,8 @@ class LaplaceObjective:
         return out
 
     # the modes ----------------------------------------------------------
-    def modes(self, eta0, L, theta, tol=1e-10, maxiter=100):
+    def modes(self, eta0: np.ndarray, L: np.ndarray, theta: float, tol: float = 1e-10,
+              maxiter: int = 100) -> tuple[np.ndarray, _Rows, np.ndarray, np.ndarray]:
         """Newton's method for every group's mode at once (warm-started).
 
         Returns the rows at the mode, ``H`` per group and the per-group ``f``.
@@ -216,15 +227,17 @@ class LaplaceObjective:
         self.u = u
         return u, rows, H, f
 
-    def _at(self, eta0, L, theta, u):
+    def _at(self, eta0: np.ndarray, L: np.ndarray, theta: float,
+            u: np.ndarray) -> tuple[_Rows, np.ndarray]:
         rows = _Rows(self.y, eta0 + self.rowdot(u @ L.T), theta)
         return rows, self.gsum(rows.nll) + 0.5 * np.einsum("ga,ga->g", u, u)
 
-    def _hessian(self, rows, L):
+    def _hessian(self, rows: _Rows, L: np.ndarray) -> np.ndarray:
         M = self.gmat(rows.w)
         return np.einsum("ab,gbc,cd->gad", L.T, M, L) + np.eye(self.q)
 
-    def _descend(self, eta0, L, theta, u, step, f):
+    def _descend(self, eta0: np.ndarray, L: np.ndarray, theta: float, u: np.ndarray,
+                 step: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, _Rows, np.ndarray]:
         """Take the Newton step, halving it in the groups where ``f`` went up."""
         for _ in range(40):
             new = u - step
@@ -236,19 +249,19 @@ class LaplaceObjective:
         return new, rows, f_new
 
     # objective and gradient ---------------------------------------------
-    def constant(self, theta):
+    def constant(self, theta: float) -> float:
         """Cached ``eta``-free part of the NB log-likelihood."""
         if theta not in self._const:
             self._const = {theta: _nll_constant(self.y, theta, self.table)}
         return self._const[theta]
 
-    def value(self, phi):
+    def value(self, phi: np.ndarray) -> float:
         """``F(phi)``."""
         beta, L, theta = self.spec.split(phi, self.theta_fixed)
         u, rows, H, f = self.modes(self.X @ beta + self.offset, L, theta)
         return self.constant(theta) + float(np.sum(f)) + 0.5 * _logdet(H)
 
-    def value_and_grad(self, phi):
+    def value_and_grad(self, phi: np.ndarray) -> tuple[float, np.ndarray]:
         """``(F(phi), grad F(phi))`` with the implicit dependence of the modes."""
         beta, L, theta = self.spec.split(phi, self.theta_fixed)
         u, rows, H, f = self.modes(self.X @ beta + self.offset, L, theta)
@@ -269,26 +282,27 @@ class LaplaceObjective:
             parts.append([dnll + np.sum(0.5 * dw * h - dd1 * vc)])
         return value, np.concatenate(parts)
 
-    def conditional(self, phi):
+    def conditional(self, phi: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """Means and the random effects ``[b = L u]`` at the modes for ``phi``."""
         beta, L, theta = self.spec.split(phi, self.theta_fixed)
         u, rows, _, _ = self.modes(self.X @ beta + self.offset, L, theta)
         return self.unsort(rows.mu), [u @ L.T]
 
-    def cov_re(self, phi):
+    def cov_re(self, phi: np.ndarray) -> list[np.ndarray]:
         """``[L L']``."""
         L = self.spec.split(phi, self.theta_fixed)[1]
         return [L @ L.T]
 
 
-def _logdet(H):
+def _logdet(H: np.ndarray) -> float:
     if H.shape[1] == 1:
         return float(np.sum(np.log(H[:, 0, 0])))
     return float(np.sum(np.linalg.slogdet(H)[1]))
 
 
-def fit_laplace(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray, levels,
-                theta: float | None = None, start: tuple | None = None) -> MLFit:
+def fit_laplace(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray,
+                levels: Sequence[Level], theta: float | None = None,
+                start: tuple | None = None) -> MLFit:
     """Fit the NB2 GLMM by maximum likelihood with the Laplace approximation.
 
     Parameters
@@ -337,8 +351,8 @@ def fit_laplace(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray,
     return run_ml(obj, _start_phi(obj, start), theta, "laplace", 1)
 
 
-def make_objective(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray, levels,
-                   theta: float | None) -> LaplaceObjective:
+def make_objective(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray,
+                   levels: Sequence[Level], theta: float | None) -> LaplaceObjective:
     """The Laplace objective of a structure: one level, or nested levels.
 
     Parameters are those of :func:`fit_laplace`.
@@ -357,7 +371,7 @@ def make_objective(y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarr
     return NestedObjective(y, X, offset, Zq, levels, theta)
 
 
-def _start_phi(obj, start):
+def _start_phi(obj: LaplaceObjective, start: tuple | None) -> np.ndarray:
     spec = obj.spec
     if start is None:
         start = (np.zeros(spec.p), 0.25 * np.eye(spec.q), 1.0)
@@ -399,7 +413,7 @@ def run_ml(obj: LaplaceObjective, phi0: np.ndarray, theta: float | None, method:
                  theta_at_limit=bool(spec.estimate_theta and th >= 0.999 * THETA_MAX))
 
 
-def _invert(hess):
+def _invert(hess: np.ndarray) -> np.ndarray:
     """Inverse of the joint Hessian; a singular one (flat direction) by pseudo-inverse."""
     try:
         cov = np.linalg.inv(hess)

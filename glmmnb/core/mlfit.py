@@ -13,9 +13,11 @@ and inverts that Hessian for the joint covariance (glmmTMB's ``sdreport``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize
 
 __all__ = ["MLFit", "Params", "minimize_nll", "fd_hessian"]
@@ -97,7 +99,8 @@ class Params:
         """Length of ``phi``."""
         return self.p + self.n_chol + self.n_vc + int(self.estimate_theta)
 
-    def split(self, phi, theta_fixed):
+    def split(self, phi: np.ndarray,
+              theta_fixed: float | None) -> tuple[np.ndarray, np.ndarray, float]:
         """``(beta, L, theta)`` from ``phi``."""
         beta = phi[:self.p]
         L = np.zeros((self.q, self.q))
@@ -105,12 +108,12 @@ class Params:
         theta = float(np.exp(phi[-1])) if self.estimate_theta else theta_fixed
         return beta, L, theta
 
-    def vc(self, phi):
+    def vc(self, phi: np.ndarray) -> np.ndarray:
         """The SDs of the nested levels' intercepts (any sign: only their squares matter)."""
         start = self.p + self.n_chol
         return phi[start:start + self.n_vc]
 
-    def join(self, beta, L, theta, vc=()):
+    def join(self, beta: ArrayLike, L: np.ndarray, theta: float, vc: ArrayLike = ()) -> np.ndarray:
         """``phi`` from its parts (``theta`` ignored when fixed)."""
         parts = [np.asarray(beta, float), L[np.tril_indices(self.q)],
                  np.asarray(vc, float).reshape(-1)]
@@ -119,7 +122,7 @@ class Params:
         return np.concatenate(parts)
 
 
-def start_cholesky(cov, floor=0.05):
+def start_cholesky(cov: np.ndarray, floor: float = 0.05) -> np.ndarray:
     """Cholesky factor of a start covariance, its diagonal kept off zero.
 
     A factor of exactly zero is a stationary point of the even objective that
@@ -135,7 +138,8 @@ def start_cholesky(cov, floor=0.05):
     return np.linalg.cholesky(corr * np.outer(sd, sd))
 
 
-def fd_hessian(grad, phi: np.ndarray, rel: float = 1e-5) -> np.ndarray:
+def fd_hessian(grad: Callable[[np.ndarray], np.ndarray], phi: np.ndarray,
+               rel: float = 1e-5) -> np.ndarray:
     """Symmetrised central-difference Jacobian of ``grad`` at ``phi``."""
     k = phi.size
     H = np.empty((k, k))
@@ -147,8 +151,10 @@ def fd_hessian(grad, phi: np.ndarray, rel: float = 1e-5) -> np.ndarray:
     return 0.5 * (H + H.T)
 
 
-def minimize_nll(fun_grad, phi0: np.ndarray, *, tol: float = 1e-8, polish: int = 4,
-                 bounds=None) -> tuple:
+def minimize_nll(fun_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], phi0: np.ndarray, *,
+                 tol: float = 1e-8, polish: int = 4,
+                 bounds: Sequence[tuple[float | None, float | None]] | None = None,
+                 ) -> tuple[np.ndarray, float, np.ndarray, int, bool]:
     """Minimise ``F`` with L-BFGS, then Newton steps on a finite-difference Hessian.
 
     Parameters
@@ -176,7 +182,7 @@ def minimize_nll(fun_grad, phi0: np.ndarray, *, tol: float = 1e-8, polish: int =
     """
     count = [0]
 
-    def counted(phi):
+    def counted(phi: np.ndarray) -> tuple[float, np.ndarray]:
         count[0] += 1
         value, g = fun_grad(phi)
         # a trial point far out (a runaway theta, exp overflow) must read as
@@ -211,7 +217,7 @@ def minimize_nll(fun_grad, phi0: np.ndarray, *, tol: float = 1e-8, polish: int =
     return phi, value, hess, count[0], converged
 
 
-def _decrement(hess, g):
+def _decrement(hess: np.ndarray, g: np.ndarray) -> float:
     """``g' H^{-1} g / 2``, infinite when ``H`` is not positive definite."""
     try:
         c = np.linalg.cholesky(hess)
@@ -221,7 +227,7 @@ def _decrement(hess, g):
     return 0.5 * float(z @ z)
 
 
-def _newton_step(hess, g):
+def _newton_step(hess: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Newton step, with eigenvalues floored so that it points downhill."""
     if not np.all(np.isfinite(hess)):
         return np.zeros_like(g)
@@ -230,7 +236,8 @@ def _newton_step(hess, g):
     return vecs @ ((vecs.T @ g) / vals)
 
 
-def _backtrack(fun_grad, phi, value, step):
+def _backtrack(fun_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], phi: np.ndarray,
+               value: float, step: np.ndarray) -> tuple[np.ndarray, float, np.ndarray] | None:
     """``(phi, F, grad)`` after the longest halving of ``step`` that does not raise ``F``.
 
     ``None`` when no halving helps (the start is already optimal to rounding).

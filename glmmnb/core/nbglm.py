@@ -29,7 +29,7 @@ class SeparationError(ValueError):
         The fitted means when the fit stopped.
     """
 
-    def __init__(self, rows, mu):
+    def __init__(self, rows: np.ndarray, mu: np.ndarray) -> None:
         super().__init__(f"complete separation in {int(rows.sum())} row(s) with count 0")
         self.rows = rows
         self.mu = mu
@@ -61,7 +61,8 @@ class GLMFit:
     converged: bool
 
 
-def fit_nb_glm(y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
+def fit_nb_glm(y: np.ndarray, X: np.ndarray, offset: np.ndarray, theta: float,
+               start: np.ndarray | None = None, tol: float = 1e-12, maxiter: int = 100) -> GLMFit:
     """Fit ``log E[y] = X beta + offset`` with NB2 variance by IRLS.
 
     Parameters
@@ -131,7 +132,8 @@ def fit_nb_glm(y, X, offset, theta, start=None, tol=1e-12, maxiter=100):
     return GLMFit(beta, cov, mu, eta, it, converged)
 
 
-def _solve(xtwx, b, theta, y, mu):
+def _solve(xtwx: np.ndarray, b: np.ndarray, theta: float, y: np.ndarray,
+           mu: np.ndarray) -> np.ndarray:
     """``xtwx^{-1} b``, or an error that says why ``X' W X`` is not positive definite."""
     try:
         return _cho_solve(xtwx, b, lower=False)
@@ -146,7 +148,8 @@ def _solve(xtwx, b, theta, y, mu):
             "or a theta too small to compute with") from None
 
 
-def _normal_equations(X, y, eta, mu, offset, theta):
+def _normal_equations(X: np.ndarray, y: np.ndarray, eta: np.ndarray, mu: np.ndarray,
+                      offset: np.ndarray, theta: float) -> tuple[np.ndarray, np.ndarray]:
     """``X' W X`` and ``X' W z`` of one IRLS step, block by block.
 
     ``W`` and ``z`` are :func:`negbin.working_weights` and
@@ -161,14 +164,15 @@ def _normal_equations(X, y, eta, mu, offset, theta):
 class _NormalEquations:
     """Block-wise accumulation of ``X' W X`` and ``X' W z``."""
 
-    def __init__(self, X):
+    def __init__(self, X: np.ndarray) -> None:
         p = X.shape[1]
         self.p = p
         self.by_column = X.flags.f_contiguous and p <= 8
         self.xtwx = np.zeros((p, p))
         self.xtwz = np.zeros(p)
 
-    def add(self, s, Xs, ys, es, ms, offset, theta):
+    def add(self, s: slice, Xs: np.ndarray, ys: np.ndarray, es: np.ndarray, ms: np.ndarray,
+            offset: np.ndarray, theta: float) -> None:
         w = negbin.working_weights(ms, theta)
         z = ys - ms
         z /= ms
@@ -187,7 +191,7 @@ class _NormalEquations:
             self.xtwx += Xs.T @ wX
             self.xtwz += wX.T @ z
 
-    def result(self):
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
         xtwx = self.xtwx
         if self.by_column:
             il = np.tril_indices(self.p, -1)
@@ -195,7 +199,9 @@ class _NormalEquations:
         return xtwx, self.xtwz
 
 
-def _step(y, X, offset, theta, beta_old, beta, dev_old, dev_fn, max_halvings=30, out=None):
+def _step(y: np.ndarray, X: np.ndarray, offset: np.ndarray, theta: float, beta_old: np.ndarray,
+          beta: np.ndarray, dev_old: float, dev_fn: _Deviance, max_halvings: int = 30,
+          out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple:
     """IRLS step, halved towards the old coefficients while the deviance grows.
 
     Also returns the normal equations at the new means: one pass over the
@@ -219,7 +225,9 @@ def _step(y, X, offset, theta, beta_old, beta, dev_old, dev_fn, max_halvings=30,
     return beta, eta, mu, dev, ne
 
 
-def _eta_mu(X, beta, offset, dev_fn=None, y=None, theta=None, out=None):
+def _eta_mu(X: np.ndarray, beta: np.ndarray, offset: np.ndarray, dev_fn: _Deviance | None = None,
+            y: np.ndarray | None = None, theta: float | None = None,
+            out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple:
     """``eta = X beta + offset`` and ``mu = exp(eta)``, block by block.
 
     With ``dev_fn`` also the deviance at ``mu`` (``inf`` if some ``mu`` is
@@ -265,7 +273,7 @@ class _Deviance:
     operations as :func:`glmmnb.core.negbin.deviance`.
     """
 
-    def __init__(self, y, theta):
+    def __init__(self, y: np.ndarray, theta: float) -> None:
         self.y = y
         self.theta = theta
         zero = y == 0
@@ -274,10 +282,10 @@ class _Deviance:
         self.zero = zero.astype(float) if zero.any() else None
         self.ypt = None if np.isinf(theta) else y + theta
 
-    def __call__(self, mu):
+    def __call__(self, mu: np.ndarray) -> float:
         return float(2.0 * self.block(mu, slice(None)))
 
-    def block(self, mu, s):
+    def block(self, mu: np.ndarray, s: slice) -> float:
         """Half the deviance of the rows ``s`` (``mu`` holds just those rows)."""
         y = self.y[s]
         # xlogy(y, y / mu): y * log(y / mu), and 0 where y == 0

@@ -20,7 +20,7 @@ __all__ = ["working_weights", "working_response", "loglike", "deviance", "degene
 MEAN_RATIO_MIN = 1e-8
 
 
-def working_weights(mu, theta):
+def working_weights(mu: np.ndarray, theta: float) -> np.ndarray:
     """IRLS weights ``mu.eta^2 / V(mu) = mu / (1 + mu / theta)`` of the log link.
 
     Parameters
@@ -43,7 +43,7 @@ def working_weights(mu, theta):
     return mu / (1.0 + mu / theta)
 
 
-def degenerate_means(y, mu):
+def degenerate_means(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """Rows whose fitted mean is numerically 0 against a positive count, or not finite.
 
     R's ``glm.fit`` warns "fitted rates numerically 0 occurred" for means
@@ -74,7 +74,7 @@ def degenerate_means(y, mu):
     return ~np.isfinite(mu) | ((y > 0) & (mu < floor))
 
 
-def separated_rows(y, mu):
+def separated_rows(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """Rows with a zero count whose fitted mean the fit drives to 0 (separation).
 
     A mean below ``MEAN_RATIO_MIN`` times the average count means a linear
@@ -103,7 +103,8 @@ def separated_rows(y, mu):
     return (y == 0) & (mu < MEAN_RATIO_MIN * y.mean())
 
 
-def working_response(eta, y, mu, offset):
+def working_response(eta: np.ndarray, y: np.ndarray, mu: np.ndarray,
+                     offset: np.ndarray) -> np.ndarray:
     """Working response ``eta + (y - mu) / mu.eta - offset`` of the log link.
 
     Parameters
@@ -124,7 +125,7 @@ def working_response(eta, y, mu, offset):
     return eta + (y - mu) / mu - offset
 
 
-def loglike(y, mu, theta):
+def loglike(y: np.ndarray, mu: np.ndarray, theta: float) -> float:
     """Negative-binomial log-likelihood ``sum log P(y | mu, theta)``.
 
     Parameters
@@ -164,7 +165,8 @@ def loglike(y, mu, theta):
         theta * np.log(theta / (theta + mu)) + special.xlogy(y, mu / (theta + mu))))
 
 
-def _count_table(y, max_value=None):
+def _count_table(y: np.ndarray,
+                 max_value: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Distinct values of integer counts and their frequencies, in O(nobs).
 
     Parameters
@@ -204,7 +206,7 @@ def _count_table(y, max_value=None):
     return values.astype(y.dtype), freq[values]
 
 
-def deviance(y, mu, theta):
+def deviance(y: np.ndarray, mu: np.ndarray, theta: float) -> float:
     """Residual deviance of the NB2 model, as R's ``negative.binomial``.
 
     Parameters
@@ -227,7 +229,7 @@ def deviance(y, mu, theta):
     return float(np.sum(unit_deviance(y, mu, theta)))
 
 
-def unit_deviance(y, mu, theta):
+def unit_deviance(y: np.ndarray, mu: np.ndarray, theta: float) -> np.ndarray:
     """Each row's contribution to :func:`deviance` (R: ``family$dev.resids``).
 
     Parameters

@@ -16,10 +16,15 @@ reduction as the nested linear mixed model.  The gradient is that of
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .laplace import LaplaceObjective, _Rows
+
+if TYPE_CHECKING:
+    from .lmm import Level
 
 __all__ = ["NestedObjective"]
 
@@ -39,7 +44,8 @@ class NestedObjective(LaplaceObjective):
         ``None`` estimates it.
     """
 
-    def __init__(self, y, X, offset, Z, levels, theta):
+    def __init__(self, y: np.ndarray, X: np.ndarray, offset: np.ndarray, Z: np.ndarray,
+                 levels: Sequence[Level], theta: float | None) -> None:
         super().__init__(y, X, offset, Z, levels[0].codes, levels[0].n_groups, theta,
                          sort_by=levels[-1].codes)
         order = self.order
@@ -58,20 +64,21 @@ class NestedObjective(LaplaceObjective):
         self.us = [np.zeros(n) for n in self.sizes[1:]]
 
     # helpers -------------------------------------------------------------
-    def _scatter(self, codes, n, A):
+    def _scatter(self, codes: np.ndarray, n: int, A: np.ndarray) -> np.ndarray:
         """Sum the rows of ``A`` (any trailing shape) by ``codes`` into ``n`` bins."""
         flat = A.reshape(A.shape[0], -1)
         out = np.column_stack([np.bincount(codes, weights=flat[:, j], minlength=n)
                                for j in range(flat.shape[1])])
         return out.reshape((n,) + A.shape[1:])
 
-    def _eta(self, eta0, L, s, u0, us):
+    def _eta(self, eta0: np.ndarray, L: np.ndarray, s: np.ndarray, u0: np.ndarray,
+             us: Sequence[np.ndarray]) -> np.ndarray:
         eta = eta0 + self.rowdot(u0 @ L.T)
         for lev, sl, ul in zip(self.levels[1:], s, us):
             eta = eta + sl * ul[lev.codes]
         return eta
 
-    def _leaf_sums(self, w, L, s):
+    def _leaf_sums(self, w: np.ndarray, L: np.ndarray, s: np.ndarray) -> np.ndarray:
         """``sum_i w_i v_i v_i'`` per innermost group, ``(G_Q, D, D)``."""
         n = self.sizes[-1]
         m0 = np.bincount(self.leaf, weights=w, minlength=n)
@@ -88,7 +95,7 @@ class NestedObjective(LaplaceObjective):
         return S
 
     # factorisation -----------------------------------------------------
-    def _factor(self, S):
+    def _factor(self, S: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
         """Pivots, couplings and the top block of ``H`` by elimination from the leaves."""
         M = S.copy()
         M[:, -1, -1] += 1.0
@@ -105,11 +112,12 @@ class NestedObjective(LaplaceObjective):
                 M += np.eye(self.q)
         return piv, cpl, M
 
-    def _logdet(self, piv, top):
+    def _logdet(self, piv: Sequence[np.ndarray], top: np.ndarray) -> float:
         total = float(np.sum(np.linalg.slogdet(top)[1]))
         return total + sum(float(np.sum(np.log(p))) for p in piv[1:])
 
-    def _solve(self, piv, cpl, top, r0, rs):
+    def _solve(self, piv: Sequence[np.ndarray], cpl: Sequence[np.ndarray], top: np.ndarray,
+               r0: np.ndarray, rs: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         """``H^{-1} rhs`` for a right-hand side given per node (top ``(G0, q)``, levels ``(G_l,)``)."""
         R = [None] * (self.Q + 1)
         red = None
@@ -132,7 +140,8 @@ class NestedObjective(LaplaceObjective):
             path = np.column_stack([a, x])
         return x0, xs
 
-    def _inverse_paths(self, piv, cpl, top):
+    def _inverse_paths(self, piv: Sequence[np.ndarray], cpl: Sequence[np.ndarray],
+                       top: np.ndarray) -> np.ndarray:
         """The path blocks of ``H^{-1}`` for every innermost group, ``(G_Q, D, D)``."""
         B = np.linalg.inv(top)
         for li in range(1, self.Q + 1):
@@ -147,20 +156,23 @@ class NestedObjective(LaplaceObjective):
         return B
 
     # modes ---------------------------------------------------------------
-    def _state(self, eta0, L, s, theta, u0, us):
+    def _state(self, eta0: np.ndarray, L: np.ndarray, s: np.ndarray, theta: float, u0: np.ndarray,
+               us: Sequence[np.ndarray]) -> tuple[_Rows, np.ndarray]:
         rows = _Rows(self.y, self._eta(eta0, L, s, u0, us), theta)
         f = self.gsum(rows.nll) + 0.5 * np.einsum("ga,ga->g", u0, u0)
         for lev_i, ul in enumerate(us, start=1):
             f = f + np.bincount(self.anc[lev_i][0], weights=ul * ul, minlength=self.G) * 0.5
         return rows, f
 
-    def _grad_u(self, rows, L, s, u0, us):
+    def _grad_u(self, rows: _Rows, L: np.ndarray, s: np.ndarray, u0: np.ndarray,
+                us: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         g0 = self.gvec(rows.d1) @ L + u0
         gs = [sl * np.bincount(lev.codes, weights=rows.d1, minlength=lev.n_groups) + ul
               for lev, sl, ul in zip(self.levels[1:], s, us)]
         return g0, gs
 
-    def nested_modes(self, eta0, L, s, theta, tol=1e-10, maxiter=100):
+    def nested_modes(self, eta0: np.ndarray, L: np.ndarray, s: np.ndarray, theta: float,
+                     tol: float = 1e-10, maxiter: int = 100) -> tuple:
         """Newton's method for all nodes at once; halving per outermost group."""
         u0, us = self.u.copy(), [u.copy() for u in self.us]
         rows, f = self._state(eta0, L, s, theta, u0, us)
@@ -183,17 +195,17 @@ class NestedObjective(LaplaceObjective):
         self.u, self.us = u0, us
         return u0, us, rows, self._factor(self._leaf_sums(rows.w, L, s)), f
 
-    def _parts(self, phi):
+    def _parts(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         beta, L, theta = self.spec.split(phi, self.theta_fixed)
         return beta, L, self.spec.vc(phi), theta
 
-    def value(self, phi):
+    def value(self, phi: np.ndarray) -> float:
         """``F(phi)``."""
         beta, L, s, theta = self._parts(phi)
         *_, fac, f = self.nested_modes(self.X @ beta + self.offset, L, s, theta)
         return self.constant(theta) + float(np.sum(f)) + 0.5 * self._logdet(fac[0], fac[2])
 
-    def value_and_grad(self, phi):
+    def value_and_grad(self, phi: np.ndarray) -> tuple[float, np.ndarray]:
         """``(F, grad F)``, the gradient exact with the implicit term of the modes."""
         beta, L, s, theta = self._parts(phi)
         u0, us, rows, fac, f = self.nested_modes(self.X @ beta + self.offset, L, s, theta)
@@ -221,13 +233,13 @@ class NestedObjective(LaplaceObjective):
             parts.append([dnll + np.sum(0.5 * dw * h - dd1 * vc)])
         return value, np.concatenate(parts)
 
-    def conditional(self, phi):
+    def conditional(self, phi: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """Means and the random effects per level (``L u`` outermost, ``s_l u_l`` inside)."""
         beta, L, s, theta = self._parts(phi)
         u0, us, rows, _, _ = self.nested_modes(self.X @ beta + self.offset, L, s, theta)
         return self.unsort(rows.mu), [u0 @ L.T] + [(sl * ul)[:, None] for sl, ul in zip(s, us)]
 
-    def cov_re(self, phi):
+    def cov_re(self, phi: np.ndarray) -> list[np.ndarray]:
         """``[L L', [[s_1^2]], ...]``."""
         _, L, s, _ = self._parts(phi)
         return [L @ L.T] + [np.array([[sl * sl]]) for sl in s]

@@ -12,12 +12,13 @@ agree with ``glmmPQL``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._blocks import blocks
-from .lmm import LMMFit, _fit_lmm, _row_structure
+from .lmm import Level, LMMFit, _fit_lmm, _GroupRows, _row_structure
 from .nbglm import GLMFit, fit_nb_glm
 
 __all__ = ["PQLFit", "fit_pql"]
@@ -57,7 +58,9 @@ class PQLFit:
     converged: bool
 
 
-def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None, rows=None):
+def fit_pql(y: np.ndarray, X: np.ndarray, offset: np.ndarray, theta: float, Z: np.ndarray,
+            levels: Sequence[Level], maxiter: int = 10, tol: float = 1e-6,
+            glm: GLMFit | None = None, rows: _GroupRows | None = None) -> PQLFit:
     """Fit the NB GLMM by PQL.
 
     Parameters
@@ -140,7 +143,8 @@ def fit_pql(y, X, offset, theta, Z, levels, maxiter=10, tol=1e-6, glm=None, rows
 _MU_MIN = np.finfo(float).eps
 
 
-def _working(y, eta, mu, offset, theta, w, z):
+def _working(y: np.ndarray, eta: np.ndarray, mu: np.ndarray, offset: np.ndarray, theta: float,
+             w: np.ndarray, z: np.ndarray) -> None:
     """Working weights and response into ``w`` and ``z``, block by block.
 
     The same operations as :func:`negbin.working_weights` and
@@ -164,7 +168,8 @@ def _working(y, eta, mu, offset, theta, w, z):
             zs -= offset[s]
 
 
-def _update(fitted, offset, eta_old):
+def _update(fitted: np.ndarray, offset: np.ndarray,
+            eta_old: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
     """``eta = fitted + offset``, ``mu = exp(eta)`` and the two sums of the stopping rule."""
     n = fitted.shape[0]
     eta = np.empty(n)

@@ -18,6 +18,7 @@ extrapolation (error of order ``h^4``); the sigma part is analytic.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +72,7 @@ class WorkingLMM:
     transform: np.ndarray
 
     @classmethod
-    def from_fit(cls, lmm: LMMFit, levels, transform: np.ndarray) -> WorkingLMM:
+    def from_fit(cls, lmm: LMMFit, levels: Sequence[Level], transform: np.ndarray) -> WorkingLMM:
         """Keep the pieces of an inner fit (``lmm.crossproducts`` must be set).
 
         Parameters
@@ -112,7 +113,7 @@ class WorkingLMM:
         return _Reducer(self.crossproducts, list(self.levels), self.nobs, p, 0.0)
 
 
-def _pieces(red: _Reducer, theta: np.ndarray):
+def _pieces(red: _Reducer, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
     """``log det(I + L'Z'WZL)``, the penalised RSS and ``X' V^-1 X`` at ``theta``."""
     S, logdet, _ = red.reduce(_split_theta(np.asarray(theta, float), red.levels))
     _, r2, XtVX = red.solve_fixed(S)
@@ -162,12 +163,12 @@ def _steps(x: np.ndarray) -> np.ndarray:
     return 1e-3 * np.maximum(np.abs(x), 0.1)
 
 
-def _richardson(f, h):
+def _richardson(f: Callable[[float], np.ndarray], h: float) -> np.ndarray:
     """``(4 f(h / 2) - f(h)) / 3``: removes the ``h^2`` error of a central difference."""
     return (4.0 * f(h / 2.0) - f(h)) / 3.0
 
 
-def hessian(fun, x: np.ndarray) -> np.ndarray:
+def hessian(fun: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:
     """Hessian of a scalar function by Richardson-extrapolated central differences.
 
     Parameters
@@ -192,7 +193,7 @@ def hessian(fun, x: np.ndarray) -> np.ndarray:
     k = x.size
     base = _steps(x)
 
-    def central(scale):
+    def central(scale: float) -> np.ndarray:
         h = base * scale
         H = np.empty((k, k))
         f0 = fun(x)
@@ -210,7 +211,7 @@ def hessian(fun, x: np.ndarray) -> np.ndarray:
     return _richardson(central, 1.0)
 
 
-def jacobian(fun, x: np.ndarray) -> np.ndarray:
+def jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
     """Jacobian of an array-valued function, stacked on the first axis.
 
     Parameters
@@ -234,7 +235,7 @@ def jacobian(fun, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, float)
     base = _steps(x)
 
-    def central(scale):
+    def central(scale: float) -> np.ndarray:
         out = []
         for i in range(x.size):
             e = np.zeros(x.size)
@@ -304,7 +305,7 @@ def variance_sensitivity(work: WorkingLMM) -> VarianceSensitivity:
     T = work.transform
     vp = work.varpar
 
-    def cov_beta(v):
+    def cov_beta(v: np.ndarray) -> np.ndarray:
         _, _, XtVX = _pieces(red, v[:-1])
         return v[-1] ** 2 * (T @ np.linalg.inv(XtVX) @ T.T)
 

@@ -18,7 +18,7 @@ from .ddf import is_constant
 __all__ = ["standardizing_transform"]
 
 
-def standardizing_transform(X):
+def standardizing_transform(X: np.ndarray) -> np.ndarray:
     """Matrix ``T`` such that ``X @ T`` has centred, unit-SD non-constant columns.
 
     Columns are centred only when ``X`` has a constant column to absorb the

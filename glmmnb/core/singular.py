@@ -15,9 +15,14 @@ coefficients per group than groups, where R's glmmPQL fails) are an error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .lmm import Level
 
 __all__ = ["SINGULAR_TOL", "Boundary", "SingularFitWarning", "check_re_design",
            "find_boundaries", "relative_cholesky_diagonal"]
@@ -83,7 +88,8 @@ def relative_cholesky_diagonal(cov: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
-def _covariance_boundaries(cov, scale, group, coefs, tol):
+def _covariance_boundaries(cov: np.ndarray, scale: float, group: str, coefs: Sequence[str],
+                           tol: float) -> list[Boundary]:
     diag = relative_cholesky_diagonal(cov, scale)
     rel_sd = np.sqrt(np.clip(np.diag(cov), 0.0, None) / scale)
     out = []
@@ -111,7 +117,8 @@ def _covariance_boundaries(cov, scale, group, coefs, tol):
     return out
 
 
-def _design_boundaries(Z, levels, names, group_names):
+def _design_boundaries(Z: np.ndarray, levels: Sequence[Level], names: Sequence[str],
+                       group_names: Sequence[str]) -> list[Boundary]:
     out = []
     lev = levels[0]
     cols = list(lev.zcols)
@@ -143,7 +150,9 @@ def _design_boundaries(Z, levels, names, group_names):
     return out
 
 
-def find_boundaries(cov_re, scale, Z, levels, coef_names, group_names, tol=SINGULAR_TOL):
+def find_boundaries(cov_re: Sequence[np.ndarray], scale: float, Z: np.ndarray,
+                    levels: Sequence[Level], coef_names: Sequence[str], group_names: Sequence[str],
+                    tol: float = SINGULAR_TOL) -> list[Boundary]:
     """Every random-effects component at the boundary or not identified.
 
     Parameters
@@ -190,7 +199,7 @@ def find_boundaries(cov_re, scale, Z, levels, coef_names, group_names, tol=SINGU
     return out + _design_boundaries(Z, levels, list(coef_names), list(group_names))
 
 
-def check_re_design(Z: np.ndarray, levels, names) -> None:
+def check_re_design(Z: np.ndarray, levels: Sequence[Level], names: Sequence[str]) -> None:
     """Reject random-effects designs that no fit can estimate.
 
     Parameters

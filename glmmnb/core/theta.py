@@ -63,28 +63,29 @@ class ThetaFit:
 class _CountTable:
     """Distinct counts and their frequencies, for the digamma sums."""
 
-    def __init__(self, y):
+    def __init__(self, y: np.ndarray) -> None:
         table = negbin._count_table(y)
         if table is None:
             table = np.unique(y, return_counts=True)
         self.values, self.counts = table
         self.n = y.shape[0]
 
-    def digamma_sum(self, theta):
+    def digamma_sum(self, theta: float) -> float:
         return self.counts @ special.digamma(theta + self.values) - self.n * special.digamma(theta)
 
-    def lgamma_sum(self, theta):
+    def lgamma_sum(self, theta: float) -> float:
         """``sum log(Gamma(y + theta) / (Gamma(theta) y!))`` over the rows."""
         return (self.counts @ (special.gammaln(theta + self.values)
                                - special.gammaln(self.values + 1.0))
                 - self.n * special.gammaln(theta))
 
-    def trigamma_sum(self, theta):
+    def trigamma_sum(self, theta: float) -> float:
         return (self.counts @ special.polygamma(1, theta + self.values)
                 - self.n * special.polygamma(1, theta))
 
 
-def _score_info(theta, y, mu, table):
+def _score_info(theta: float, y: np.ndarray, mu: np.ndarray,
+                table: _CountTable) -> tuple[float, float]:
     """Score and observed information of theta, as ``MASS::theta.ml``."""
     # Block by block, so that the temporaries stay in cache:
     # sum(log(tm) + (y + theta) / tm) and sum(2 / tm - (y + theta) / tm^2).
@@ -105,7 +106,8 @@ def _score_info(theta, y, mu, table):
     return score, info
 
 
-def theta_ml(y, mu, theta0=None, tol=1e-12, maxiter=200, table=None):
+def theta_ml(y: np.ndarray, mu: np.ndarray, theta0: float | None = None, tol: float = 1e-12,
+             maxiter: int = 200, table: _CountTable | None = None) -> tuple[float, float]:
     """ML theta for known means, by Newton's method on ``log(theta)``.
 
     Parameters
@@ -166,7 +168,8 @@ START_ROWS = 10_000
 """Rows of the subsample whose alternating fit starts the joint Newton steps."""
 
 
-def estimate_theta(y, X, offset, tol=1e-10, maxiter=100):
+def estimate_theta(y: np.ndarray, X: np.ndarray, offset: np.ndarray, tol: float = 1e-10,
+                   maxiter: int = 100) -> ThetaFit:
     """Jointly estimate theta and the GLM coefficients (R: ``MASS::glm.nb``).
 
     Up to ``2 * START_ROWS`` rows this is ``glm.nb``'s alternation of an
@@ -220,7 +223,8 @@ def estimate_theta(y, X, offset, tol=1e-10, maxiter=100):
     return _alternate(y, X, offset, tol, maxiter, table)
 
 
-def _subsample_start(y, X, offset, tol, maxiter):
+def _subsample_start(y: np.ndarray, X: np.ndarray, offset: np.ndarray, tol: float,
+                     maxiter: int) -> tuple[np.ndarray, float] | None:
     """``(beta, theta)`` of the alternation on a random subsample of the rows, or None.
 
     The rows are drawn from a fixed seed (the same rows for the same data),
@@ -242,7 +246,8 @@ def _subsample_start(y, X, offset, tol, maxiter):
     return fit.glm.params, fit.theta
 
 
-def _alternate(y, X, offset, tol, maxiter, table):
+def _alternate(y: np.ndarray, X: np.ndarray, offset: np.ndarray, tol: float, maxiter: int,
+               table: _CountTable) -> ThetaFit:
     """``glm.nb``'s alternation of an IRLS fit at fixed theta and :func:`theta_ml`."""
     glm = fit_nb_glm(y, X, offset, np.inf)
     theta = None
@@ -272,7 +277,8 @@ which no further pass is made: with quadratic convergence the point after
 that step is within about its square of the maximum."""
 
 
-def _joint_newton(y, X, offset, beta, theta, table, maxiter=20):
+def _joint_newton(y: np.ndarray, X: np.ndarray, offset: np.ndarray, beta: np.ndarray, theta: float,
+                  table: _CountTable, maxiter: int = 20) -> ThetaFit | None:
     """Newton's method on ``(beta, log theta)`` from a close start; None if it cannot go on."""
     p = X.shape[1]
     off = offset if np.any(offset) else None
@@ -314,7 +320,8 @@ class _JointPass:
     ``theta mu r`` is accumulated too, for the coefficients' covariance.
     """
 
-    def __init__(self, y, X, offset, beta, theta, table):
+    def __init__(self, y: np.ndarray, X: np.ndarray, offset: np.ndarray, beta: np.ndarray,
+                 theta: float, table: _CountTable) -> None:
         p = X.shape[1]
         self.theta = theta
         # per row: the two weight vectors of the p x p blocks side by side, and
@@ -358,6 +365,6 @@ class _JointPass:
         self.loglike = float(table.lgamma_sum(theta) + n * theta * np.log(theta)
                              - theta * s_log + s_ye - s_ylog)
 
-    def cov_params(self):
+    def cov_params(self) -> np.ndarray:
         """Inverse Fisher information ``(X' W X)^{-1}`` of the coefficients."""
         return np.linalg.inv(self._fisher)

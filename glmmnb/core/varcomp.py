@@ -10,15 +10,17 @@ same group-wise statistics as the fit, so no N x N matrix appears.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ._blocks import sum_log
-from .lmm import _Reducer, _row_structure
+from .lmm import Level, _Reducer, _row_structure
 
 __all__ = ["variance_jacobian", "conditional_blocks"]
 
 
-def _covariances(phi, sizes):
+def _covariances(phi: np.ndarray, sizes: Sequence[int]) -> tuple[list[np.ndarray], float]:
     """Inverse of :func:`natural_parameters`: the covariance matrices and ``sigma^2``."""
     covs, i = [], 0
     for q in sizes:
@@ -32,13 +34,15 @@ def _covariances(phi, sizes):
     return covs, float(np.exp(2.0 * phi[i]))
 
 
-def _reducer(X, z, w, Z, levels):
+def _reducer(X: np.ndarray, z: np.ndarray, w: np.ndarray, Z: np.ndarray,
+             levels: Sequence[Level]) -> _Reducer:
     return _Reducer(_row_structure(X, Z, levels).crossproducts(z, w), list(levels),
                     X.shape[0], X.shape[1], float(sum_log(w)))
 
 
 def conditional_blocks(X: np.ndarray, z: np.ndarray, w: np.ndarray, Z: np.ndarray,
-                       levels: list, covs: list, scale: float):
+                       levels: Sequence[Level], covs: Sequence[np.ndarray],
+                       scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Henderson's blocks for the outermost groups' random effects.
 
     With ``T_g = A_g' V_g^-1 A_g`` the group's statistics after the nested
@@ -90,7 +94,7 @@ def conditional_blocks(X: np.ndarray, z: np.ndarray, w: np.ndarray, Z: np.ndarra
     return A, A @ K
 
 
-def variance_jacobian(phi: np.ndarray, sizes) -> np.ndarray:
+def variance_jacobian(phi: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
     """Jacobian of the variances and covariances with respect to the natural parameters.
 
     Parameters
@@ -114,7 +118,7 @@ def variance_jacobian(phi: np.ndarray, sizes) -> np.ndarray:
     """
     phi = np.asarray(phi, dtype=float)
 
-    def flat(p):
+    def flat(p: np.ndarray) -> np.ndarray:
         out, _ = _covariances(p, list(sizes))
         return np.concatenate([G[np.triu_indices(len(G))] for G in out])
 
