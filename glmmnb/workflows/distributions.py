@@ -13,9 +13,12 @@ to about 1e-4 relative).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize, special, stats
 
 __all__ = ["DistFit", "QQPoints", "fit_poisson", "fit_negbin", "ppoints", "qq_points"]
@@ -70,7 +73,7 @@ class QQPoints:
     slope: float
 
 
-def _counts(y):
+def _counts(y: ArrayLike) -> np.ndarray:
     y = np.asarray(y, dtype=float)
     if y.ndim != 1 or y.size == 0:
         raise ValueError("y must be a non-empty one-dimensional array")
@@ -79,7 +82,7 @@ def _counts(y):
     return y
 
 
-def fit_poisson(y):
+def fit_poisson(y: ArrayLike) -> DistFit:
     """Maximum-likelihood Poisson fit of a count vector.
 
     Parameters
@@ -111,7 +114,7 @@ def fit_poisson(y):
                    loglike=float(stats.poisson.logpmf(y, lam).sum()), nobs=y.size)
 
 
-def _size_score(size, values, freq, mu):
+def _size_score(size: float, values: np.ndarray, freq: np.ndarray, mu: float) -> float:
     """Derivative of the NB log-likelihood in ``size`` at the ML ``mu``.
 
     The sums run over the distinct counts because digamma dominates the cost
@@ -122,7 +125,7 @@ def _size_score(size, values, freq, mu):
             + n * np.log(size / (size + mu)))
 
 
-def _bracket_size(score, start):
+def _bracket_size(score: Callable[[float], float], start: float) -> tuple[float, float]:
     """Geometric search for sizes where the score changes sign."""
     lo = hi = start
     for _ in range(80):
@@ -135,7 +138,7 @@ def _bracket_size(score, start):
     raise RuntimeError("could not bracket the ML size of the negative binomial")
 
 
-def fit_negbin(y):
+def fit_negbin(y: ArrayLike) -> DistFit:
     """Maximum-likelihood negative-binomial fit (``size``, ``mu``) of counts.
 
     Parameters
@@ -175,7 +178,7 @@ def fit_negbin(y):
                          "is infinite; use fit_poisson")
     values, freq = np.unique(y, return_counts=True)
 
-    def score(size):
+    def score(size: float) -> float:
         return _size_score(size, values, freq, mu)
 
     lo, hi = _bracket_size(score, mu**2 / (var - mu))
@@ -202,7 +205,7 @@ _DISTRIBUTIONS = {
 }
 
 
-def _frozen(dist, params, y):
+def _frozen(dist: str, params: dict | None, y: np.ndarray) -> Any:
     try:
         names, defaults, make = _DISTRIBUTIONS[dist]
     except KeyError:
@@ -216,7 +219,7 @@ def _frozen(dist, params, y):
     return make(params)
 
 
-def ppoints(n):
+def ppoints(n: int) -> np.ndarray:
     """Probability points ``(i - a) / (n + 1 - 2a)`` of R's ``ppoints``.
 
     Parameters
@@ -241,7 +244,8 @@ def ppoints(n):
     return (np.arange(1, n + 1) - a) / (n + 1 - 2 * a)
 
 
-def qq_points(y, dist="norm", params=None, level=0.95):
+def qq_points(y: ArrayLike, dist: str = "norm", params: dict | None = None,
+              level: float = 0.95) -> QQPoints:
     """QQ-plot coordinates, reference line and envelope as ``car::qqPlot``.
 
     The envelope is car's: the asymptotic standard error of the order

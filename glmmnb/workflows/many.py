@@ -11,10 +11,13 @@ on joblib workers or on a Dask cluster, and returns one tidy table.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from .. import _validation
 from ..core import negbin
@@ -299,7 +302,7 @@ class _Source:
             self.Y[:, a:b])
 
 
-def _is_anndata(Y):
+def _is_anndata(Y: object) -> bool:
     return all(hasattr(Y, a) for a in ("obs", "var_names", "X", "layers"))
 
 
@@ -332,7 +335,7 @@ def _table(md, names, parts):
     return table[_COLUMNS]
 
 
-def _bh_by_term(p, term):
+def _bh_by_term(p: np.ndarray, term: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values within each term, NaN kept as NaN."""
     from statsmodels.stats.multitest import multipletests
 
@@ -344,9 +347,12 @@ def _bh_by_term(p, term):
     return out
 
 
-def fit_many(Y, formula, data=None, groups=None, *, exposure=None, offset=None, theta=None,
-             method="pql", feature_names=None, layer=None, maxiter=10, tol=1e-6,
-             chunk_size=None, n_jobs=1, client=None, progress=False) -> pd.DataFrame:
+def fit_many(Y: Any, formula: str, data: pd.DataFrame | None = None,
+             groups: str | ArrayLike | None = None, *, exposure: str | ArrayLike | None = None,
+             offset: str | ArrayLike | None = None, theta: float | None = None, method: str = "pql",
+             feature_names: Sequence[str] | None = None, layer: str | None = None,
+             maxiter: int = 10, tol: float = 1e-6, chunk_size: int | None = None, n_jobs: int = 1,
+             client: Any = None, progress: bool = False) -> pd.DataFrame:
     """Fit one NB GLMM per feature (column of ``Y``) with a shared design.
 
     Every feature gets the model ``NegBinMixedGLM.from_formula("y ~ ...",

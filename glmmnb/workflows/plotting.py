@@ -7,10 +7,22 @@ is imported only when a plot is requested.  Every function draws on the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from .distributions import fit_negbin, fit_poisson, qq_points
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from ..prediction import MarginalMeans
+    from ..results import NegBinMixedGLMResults
 
 __all__ = ["plot_qq", "plot_distribution_checks", "plot_groups", "plot_residuals",
            "plot_ranef_qq", "plot_volcano", "plot_pvalue_histogram",
@@ -20,7 +32,7 @@ _POINT_COLOR = "#00000088"  # the tutorial's translucent black, so ties stay vis
 _LINE_COLOR = "tab:blue"
 
 
-def _pyplot():
+def _pyplot() -> ModuleType:
     try:
         import matplotlib.pyplot as plt
     except ImportError as err:
@@ -28,11 +40,12 @@ def _pyplot():
     return plt
 
 
-def _axes(ax):
+def _axes(ax: Axes | None) -> Axes:
     return _pyplot().subplots()[1] if ax is None else ax
 
 
-def plot_qq(y, dist="nbinom", ax=None, envelope=0.95, params=None):
+def plot_qq(y: ArrayLike, dist: str = "nbinom", ax: Axes | None = None,
+            envelope: float | None = 0.95, params: dict | None = None) -> Axes:
     """QQ plot against a distribution, with car's reference line and envelope.
 
     Parameters
@@ -79,7 +92,7 @@ def plot_qq(y, dist="nbinom", ax=None, envelope=0.95, params=None):
     return ax
 
 
-def plot_distribution_checks(y, envelope=0.95):
+def plot_distribution_checks(y: ArrayLike, envelope: float | None = 0.95) -> Figure:
     """The tutorial's 1 x 4 panel: QQ plots against norm, lnorm, pois, nbinom.
 
     The Poisson and negative binomial use the ML fits of ``y``, as the
@@ -119,7 +132,7 @@ def plot_distribution_checks(y, envelope=0.95):
     return fig
 
 
-def _swarm_offsets(values, width):
+def _swarm_offsets(values: np.ndarray, width: float) -> np.ndarray:
     """Horizontal offsets fanning out points of (nearly) equal value.
 
     Like ``beeswarm``, points are binned on the value axis and spread
@@ -139,7 +152,8 @@ def _swarm_offsets(values, width):
     return offsets
 
 
-def _group_colours(data, group, color_by, categories):
+def _group_colours(data: pd.DataFrame, group: str, color_by: str,
+                   categories: Sequence) -> tuple[list, dict]:
     """One colour per group from the treatment column ``color_by`` (constant within groups)."""
     pairs = data[[group, color_by]].dropna().drop_duplicates()
     mixed = pairs[group][pairs[group].duplicated()].unique()
@@ -153,7 +167,8 @@ def _group_colours(data, group, color_by, categories):
     return [colour[treatment[g]] for g in categories], colour
 
 
-def plot_groups(data, y, group, ax=None, color_by=None):
+def plot_groups(data: pd.DataFrame, y: str, group: str, ax: Axes | None = None,
+                color_by: str | None = None) -> Axes:
     """Box plot of ``y`` per group with the points swarmed on top.
 
     Rows with a missing ``y`` or ``group`` are left out, as R's formula
@@ -218,7 +233,9 @@ def plot_groups(data, y, group, ax=None, color_by=None):
     return ax
 
 
-def plot_residuals(fitted, resid=None, ax=None, by_group=False, groups=None):
+def plot_residuals(fitted: NegBinMixedGLMResults | ArrayLike, resid: ArrayLike | None = None,
+                   ax: Axes | None = None, by_group: bool = False,
+                   groups: ArrayLike | None = None) -> Axes:
     """Pearson residuals against fitted values, or per group.
 
     Parameters
@@ -280,7 +297,8 @@ def plot_residuals(fitted, resid=None, ax=None, by_group=False, groups=None):
     return ax
 
 
-def plot_ranef_qq(ranef, ax=None, term=None):
+def plot_ranef_qq(ranef: NegBinMixedGLMResults | pd.DataFrame | ArrayLike, ax: Axes | None = None,
+                  term: str | None = None) -> Axes:
     """Normal QQ plot of predicted random effects, with the quartile line.
 
     Parameters
@@ -327,7 +345,7 @@ def plot_ranef_qq(ranef, ax=None, term=None):
     return ax
 
 
-def plot_marginal_means(means, ax=None):
+def plot_marginal_means(means: MarginalMeans, ax: Axes | None = None) -> Axes:
     """Marginal means with their confidence intervals, one point per level.
 
     Parameters
@@ -370,7 +388,7 @@ def plot_marginal_means(means, ax=None):
     return ax
 
 
-def _term_rows(table, term):
+def _term_rows(table: pd.DataFrame, term: str | None) -> tuple[pd.DataFrame, str]:
     """The rows of one term of a :func:`glmmnb.fit_many` table (default: the last term)."""
     terms = table.index.get_level_values("term").unique()
     term = terms[-1] if term is None else term
@@ -379,7 +397,8 @@ def _term_rows(table, term):
     return table.xs(term, level="term"), term
 
 
-def plot_volcano(table, term=None, alpha=0.05, ax=None, label_top=0):
+def plot_volcano(table: pd.DataFrame, term: str | None = None, alpha: float = 0.05,
+                 ax: Axes | None = None, label_top: int = 0) -> Axes:
     """Volcano plot of a :func:`glmmnb.fit_many` table: effect against -log10 p.
 
     Parameters
@@ -436,7 +455,8 @@ def plot_volcano(table, term=None, alpha=0.05, ax=None, label_top=0):
     return ax
 
 
-def plot_pvalue_histogram(table, term=None, bins=20, ax=None):
+def plot_pvalue_histogram(table: pd.DataFrame, term: str | None = None, bins: int = 20,
+                          ax: Axes | None = None) -> Axes:
     """Histogram of one term's p-values over the features, with the uniform level.
 
     Under no effect anywhere the p-values are uniform; a spike near 0 shows

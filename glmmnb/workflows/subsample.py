@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .. import _validation
+
+if TYPE_CHECKING:
+    from ..model import NegBinMixedGLM
+    from ..results import NegBinMixedGLMResults
 
 __all__ = ["SubsampleResults", "subsample"]
 
@@ -40,14 +46,16 @@ class SubsampleResults:
         p-value from 0 denominator df), with each warning as one line.
     """
 
-    def __init__(self, params, pvalues, rows, failures, refit_warnings=None):
+    def __init__(self, params: pd.DataFrame, pvalues: pd.DataFrame, rows: np.ndarray,
+                 failures: dict[int, str],
+                 refit_warnings: dict[int, list[str]] | None = None) -> None:
         self.params = params
         self.pvalues = pvalues
         self.rows = rows
         self.failures = failures
         self.refit_warnings = dict(refit_warnings or {})
 
-    def summary(self, column=None):
+    def summary(self, column: str | None = None) -> pd.DataFrame | pd.Series:
         """Quantiles of the p-values, like R's ``summary(pvals)``.
 
         Parameters
@@ -72,12 +80,12 @@ class SubsampleResults:
         table.insert(3, "Mean", p.mean())
         return table if column is None else table.loc[column]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"SubsampleResults({len(self.params)} replicates, {len(self.failures)} "
                 f"failed, {len(self.refit_warnings)} warned)\n{self.summary()}")
 
 
-def _model_arrays(model):
+def _model_arrays(model: NegBinMixedGLM) -> dict:
     return {
         "endog": model.endog, "exog": model.exog, "groups": model.groups,
         "exog_re": None if model.exog_re is None else np.asarray(model.exog_re, float),
@@ -114,7 +122,7 @@ def _refit_chunk(arrays, theta, rows_chunk, fit_kwargs):
     return out
 
 
-def _progress(total, progress):
+def _progress(total: int, progress: bool) -> Any:
     """A tqdm bar over ``total`` refits, or None."""
     if not progress:
         return None
@@ -158,7 +166,7 @@ def _run(tasks, n_jobs):
     return Parallel(n_jobs=n_jobs, return_as="generator")(delayed(f)(*a) for f, a in tasks)
 
 
-def _n_chunks(n_rep, n_jobs):
+def _n_chunks(n_rep: int, n_jobs: int | None) -> int:
     """About four chunks per worker, so that slow refits even out."""
     if n_jobs is None:
         try:
@@ -169,8 +177,9 @@ def _n_chunks(n_rep, n_jobs):
     return min(n_rep, max(1, abs(n_jobs)) * 4)
 
 
-def subsample(results, size, n_rep, random_state=None, n_jobs=None, progress=False,
-              **fit_kwargs):
+def subsample(results: NegBinMixedGLMResults, size: int, n_rep: int,
+              random_state: int | np.random.Generator | None = None, n_jobs: int | None = None,
+              progress: bool = False, **fit_kwargs: Any) -> SubsampleResults:
     """Refit ``results.model`` on ``n_rep`` random subsets of ``size`` rows.
 
     Theta is held at the full-data value, as the tutorial does.
@@ -239,7 +248,7 @@ def subsample(results, size, n_rep, random_state=None, n_jobs=None, progress=Fal
     return _collect(outcomes, rows, list(model.exog_names))
 
 
-def _collect(outcomes, rows, names):
+def _collect(outcomes: Sequence, rows: np.ndarray, names: Sequence[str]) -> SubsampleResults:
     k = len(names)
     params = np.full((len(outcomes), k), np.nan)
     pvalues = np.full((len(outcomes), k), np.nan)
