@@ -11,7 +11,7 @@ on joblib workers or on a Dask cluster, and returns one tidy table.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from .. import _validation
 from ..core import negbin
 from ..core.batched_glm import fit_nb_glm_batch
 from ..core.batched_theta import estimate_theta_batch
-from ..core.batched_pql import GroupDesign, fit_pql_batch
+from ..core.batched_pql import BatchPQL, GroupDesign, fit_pql_batch
 from ..core.ddf import nlme_ddf
 from ..core.scaling import standardizing_transform
 
@@ -75,7 +75,9 @@ class ManyDesign:
         return self.design.X.shape[0]
 
 
-def _build_design(formula, data, groups, exposure, offset, theta, maxiter, tol):
+def _build_design(formula: str, data: pd.DataFrame, groups: str | ArrayLike | None,
+                  exposure: str | ArrayLike | None, offset: str | ArrayLike | None,
+                  theta: float | None, maxiter: int, tol: float) -> ManyDesign:
     from ..model import NegBinMixedGLM
 
     if not isinstance(formula, str) or not formula.strip().startswith("~"):
@@ -99,7 +101,7 @@ def _build_design(formula, data, groups, exposure, offset, theta, maxiter, tol):
     return ManyDesign(design, T, list(model.exog_names), ddf, model.theta, maxiter, tol)
 
 
-def _fit_block(md, Y):
+def _fit_block(md: ManyDesign, Y: np.ndarray) -> dict:
     """Fit the features in the rows of ``Y`` (features x rows, the data's row order).
 
     Returns a dict of arrays, one entry per feature, and the messages.
@@ -118,7 +120,8 @@ def _fit_block(md, Y):
     return out
 
 
-def _guarded(md, Y, sub, out, errors, warns):
+def _guarded(md: ManyDesign, Y: np.ndarray, sub: np.ndarray, out: dict, errors: list[str | None],
+             warns: list[list[str]]) -> None:
     """Fit the features ``sub``; if the block fails, fit them one by one and record who fails.
 
     A failure the checks did not foresee then costs one feature its numbers
@@ -143,7 +146,7 @@ def _guarded(md, Y, sub, out, errors, warns):
             warns[f] = []
 
 
-def _empty(md, F):
+def _empty(md: ManyDesign, F: int) -> dict:
     p = len(md.exog_names)
     nan = np.full((F, p), np.nan)
     return {"coef": nan, "bse": nan.copy(), "theta": np.full(F, np.nan),
@@ -152,7 +155,8 @@ def _empty(md, F):
             "converged": np.zeros(F, dtype=bool)}
 
 
-def _fit_sub(md, Ys, sub, out, errors, warns):
+def _fit_sub(md: ManyDesign, Ys: np.ndarray, sub: np.ndarray, out: dict, errors: list[str | None],
+             warns: list[list[str]]) -> None:
     """The model's ``fit`` steps for one cache-sized block of valid features."""
     d = md.design
     F, n = Ys.shape
@@ -200,7 +204,7 @@ def _fit_sub(md, Ys, sub, out, errors, warns):
             _flag(f, i, pql, runaway[ok][i], theta_conv[ok][i], theta[ok][i], errors, warns, out)
 
 
-def _degenerate(Y, mu, stage, separation=False):
+def _degenerate(Y: np.ndarray, mu: np.ndarray, stage: str, separation: bool = False) -> np.ndarray:
     """The model's checks of fitted means (``NegBinMixedGLM._check_means``), row by row.
 
     Returns the error message of every feature ('' where its means are fine).
@@ -220,7 +224,8 @@ def _degenerate(Y, mu, stage, separation=False):
     return msg
 
 
-def _flag(f, i, pql, runaway, theta_conv, theta, errors, warns, out):
+def _flag(f: int, i: int, pql: BatchPQL, runaway: bool, theta_conv: bool, theta: float,
+          errors: list[str | None], warns: list[list[str]], out: dict) -> None:
     """The model's warnings and its broken-fit error, recorded for feature ``f``."""
     if not (np.all(np.isfinite(out["coef"][f])) and np.all(np.isfinite(out["bse"][f]))
             and np.isfinite(pql.scale[i]) and pql.scale[i] > 0):
@@ -253,7 +258,7 @@ class _Source:
     (``layer`` picks the counts) or a dask array (computed block by block).
     """
 
-    def __init__(self, Y, feature_names, layer):
+    def __init__(self, Y: Any, feature_names: Sequence[str] | None, layer: str | None) -> None:
         self.obs = Y.obs if _is_anndata(Y) else None
         names = None
         if self.obs is not None:
@@ -286,7 +291,7 @@ class _Source:
             raise ValueError("feature names must be unique; they index the result table")
         self.names = names
 
-    def block(self, a, b):
+    def block(self, a: int, b: int) -> np.ndarray:
         part = self.Y[:, a:b]
         if self.kind == "sparse":
             part = part.toarray()
@@ -294,7 +299,7 @@ class _Source:
             part = np.asarray(part.compute())
         return np.ascontiguousarray(np.asarray(part, dtype=float).T)
 
-    def delayed_block(self, a, b):
+    def delayed_block(self, a: int, b: int) -> Any:
         """A dask-delayed block, so that workers read their own part of a dask array."""
         import dask
 
@@ -306,7 +311,7 @@ def _is_anndata(Y: object) -> bool:
     return all(hasattr(Y, a) for a in ("obs", "var_names", "X", "layers"))
 
 
-def _table(md, names, parts):
+def _table(md: ManyDesign, names: Sequence[str], parts: Sequence[dict]) -> pd.DataFrame:
     """The tidy result: one row per (feature, term)."""
     res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]
            if k not in ("warning", "error")}
@@ -438,7 +443,7 @@ def fit_many(Y: Any, formula: str, data: pd.DataFrame | None = None,
     return _table(md, src.names, parts)
 
 
-def _default_chunk(src, n_jobs, client):
+def _default_chunk(src: _Source, n_jobs: int, client: Any) -> int:
     """Features per task: at most TASK_ELEMENTS counts, and four tasks per worker."""
     import os
 
@@ -452,7 +457,8 @@ def _default_chunk(src, n_jobs, client):
     return max(1, size)
 
 
-def _run(md, src, bounds, n_jobs, client, progress):
+def _run(md: ManyDesign, src: _Source, bounds: Sequence[tuple[int, int]], n_jobs: int, client: Any,
+         progress: bool) -> list[dict]:
     if client is not None:
         return _run_dask(md, src, bounds, client, progress)
     if n_jobs == 1:
@@ -467,7 +473,8 @@ def _run(md, src, bounds, n_jobs, client, progress):
     return list(_progress(gen, len(bounds), progress))
 
 
-def _run_dask(md, src, bounds, client, progress):
+def _run_dask(md: ManyDesign, src: _Source, bounds: Sequence[tuple[int, int]], client: Any,
+              progress: bool) -> list[dict]:
     """Tasks on a Dask cluster: the design scattered once, a bounded number of blocks in flight.
 
     A dask array's blocks are read by the workers themselves; other inputs
@@ -482,7 +489,7 @@ def _run_dask(md, src, bounds, client, progress):
     index, parts = {}, [None] * len(bounds)
     running = as_completed()
 
-    def submit():
+    def submit() -> None:
         i = next(todo, None)
         if i is None:
             return
@@ -505,7 +512,7 @@ def _run_dask(md, src, bounds, client, progress):
     return parts
 
 
-def _progress(iterable, total, progress):
+def _progress(iterable: Iterable, total: int, progress: bool) -> Iterable:
     if not progress:
         return iterable
     try:

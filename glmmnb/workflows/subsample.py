@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -100,7 +100,8 @@ def _model_arrays(model: NegBinMixedGLM) -> dict:
 _NUMERICAL_FAILURES = (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError)
 
 
-def _refit_chunk(arrays, theta, rows_chunk, fit_kwargs):
+def _refit_chunk(arrays: dict, theta: float | None, rows_chunk: Sequence[np.ndarray],
+                 fit_kwargs: dict) -> list[tuple]:
     from ..model import NegBinMixedGLM
 
     out = []
@@ -133,7 +134,8 @@ def _progress(total: int, progress: bool) -> Any:
     return tqdm(total=total, desc="refits")
 
 
-def _check_study(nobs, size, n_rep, random_state, fit_kwargs):
+def _check_study(nobs: int, size: int, n_rep: int, random_state: int | np.random.Generator | None,
+                 fit_kwargs: dict) -> np.random.Generator:
     """Every argument checked before the first refit, so a typo fails at once."""
     for name, value in (("size", size), ("n_rep", n_rep)):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -153,7 +155,7 @@ def _check_study(nobs, size, n_rep, random_state, fit_kwargs):
     return rng
 
 
-def _run(tasks, n_jobs):
+def _run(tasks: Sequence[tuple[Callable, tuple]], n_jobs: int | None) -> Iterator:
     """Run the chunks here (``n_jobs=1``) or through joblib, honouring ``parallel_config``."""
     if n_jobs == 1:
         return (f(*a) for f, a in tasks)
