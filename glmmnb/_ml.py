@@ -9,6 +9,7 @@ profile-likelihood intervals, which need a likelihood.
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import optimize, stats
@@ -16,16 +17,23 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .core.agq import fit_agq, make_agq_objective
 from .core.ddf import nlme_ddf
-from .core.laplace import fit_laplace, make_objective
+from .core.laplace import LaplaceObjective, fit_laplace, make_objective
 from .core.scaling import standardizing_transform
 from .core.singular import SingularFitWarning
+
+if TYPE_CHECKING:
+    from .core.mlfit import MLFit
+    from .core.pql import PQLFit
+    from .core.theta import ThetaFit
+    from .model import NegBinMixedGLM
+    from .results import NegBinMixedGLMResults, NegBinMixedGLMResultsWrapper
 
 __all__ = ["fit_ml", "lr_test", "core_view", "profile_ci", "METHODS"]
 
 METHODS = ("pql", "laplace", "agq")
 
 
-def check_method(method, nagq):
+def check_method(method: str, nagq: int) -> tuple[str, int]:
     """``method`` one of :data:`METHODS`; ``nagq`` a positive integer."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -34,7 +42,8 @@ def check_method(method, nagq):
     return method, int(nagq)
 
 
-def fit_ml(model, method: str, nagq: int = 25, use_t: bool = True):
+def fit_ml(model: NegBinMixedGLM, method: str, nagq: int = 25,
+           use_t: bool = True) -> NegBinMixedGLMResultsWrapper:
     """Fit ``model`` by maximum likelihood and return its results wrapper.
 
     Parameters
@@ -89,7 +98,7 @@ def fit_ml(model, method: str, nagq: int = 25, use_t: bool = True):
     return NegBinMixedGLMResultsWrapper(res)
 
 
-def _pql_start(model, T):
+def _pql_start(model: NegBinMixedGLM, T: np.ndarray) -> tuple | None:
     """``(beta, cov_re, theta, vcomp)`` of the PQL fit in the standardised basis.
 
     A PQL fit that fails is no reason to fail: the ML fit then starts from
@@ -105,7 +114,8 @@ def _pql_start(model, T):
     return beta, np.asarray(pql.cov_re), pql.theta, np.asarray(pql.vcomp)
 
 
-def lr_test(full, restricted) -> tuple[float, float, float]:
+def lr_test(full: NegBinMixedGLMResults,
+            restricted: NegBinMixedGLMResults) -> tuple[float, float, float]:
     """Likelihood-ratio test of ``restricted`` against ``full`` (R: ``anova(m0, m1)``).
 
     Returns
@@ -129,7 +139,7 @@ def lr_test(full, restricted) -> tuple[float, float, float]:
     return stat, float(stats.chi2.sf(stat, df)), df
 
 
-def _check_nested(big, small):
+def _check_nested(big: NegBinMixedGLM, small: NegBinMixedGLM) -> None:
     """Same rows, same groups, and the small fixed design in the span of the big one."""
     if big.endog.shape != small.endog.shape or not np.array_equal(big.endog, small.endog):
         raise ValueError("the models are not fitted to the same rows (endog differs); a "
@@ -155,7 +165,7 @@ def _check_nested(big, small):
                          "not nested that way round")
 
 
-def core_view(fit, theta_fit=None):
+def core_view(fit: PQLFit | MLFit, theta_fit: ThetaFit | None = None) -> dict:
     """What the results class reads from a core fit, PQL or ML, as one dict.
 
     Parameters
@@ -185,7 +195,8 @@ def core_view(fit, theta_fit=None):
             "se_theta": fit.se_theta, "theta_at_limit": fit.theta_at_limit, "phi": fit.phi}
 
 
-def profile_ci(res, name: str = "theta", alpha: float = 0.05) -> tuple[float, float]:
+def profile_ci(res: NegBinMixedGLMResults, name: str = "theta",
+               alpha: float = 0.05) -> tuple[float, float]:
     """Profile-likelihood interval of theta or of a random-effect SD.
 
     The interval holds the values where ``2 (llf - llf_profile) <= chi2_1(1 -
@@ -225,7 +236,7 @@ def profile_ci(res, name: str = "theta", alpha: float = 0.05) -> tuple[float, fl
     return lower, float(_outward(prof, cut, phi_hat[j], max(se, 0.05 * phi_hat[j], 1e-3)))
 
 
-def _outward(prof, cut, start, step, max_steps=12):
+def _outward(prof: _Profile, cut: float, start: float, step: float, max_steps: int = 12) -> float:
     """Step from ``start`` by doubling steps until the profile crosses ``cut``; then the root."""
     inner, outer = start, start + step
     for _ in range(max_steps):
@@ -236,22 +247,22 @@ def _outward(prof, cut, start, step, max_steps=12):
     return np.sign(step) * np.inf
 
 
-def _root(prof, cut, a, b):
+def _root(prof: _Profile, cut: float, a: float, b: float) -> float:
     return float(optimize.brentq(lambda v: prof(v) - cut, a, b, xtol=1e-7))
 
 
 class _Profile:
     """``v -> min F`` over all parameters but entry ``j`` of ``phi``, held at ``v``."""
 
-    def __init__(self, obj, phi_hat, j):
+    def __init__(self, obj: LaplaceObjective, phi_hat: np.ndarray, j: int) -> None:
         self.obj, self.j, self.phi_hat = obj, j, phi_hat
         self.free = np.arange(phi_hat.size) != j
 
-    def __call__(self, v):
+    def __call__(self, v: float) -> float:
         phi = self.phi_hat.copy()
         phi[self.j] = v
 
-        def fun_grad(psi):
+        def fun_grad(psi: np.ndarray) -> tuple[float, np.ndarray]:
             phi[self.free] = psi
             f, g = self.obj.value_and_grad(phi)
             return f, g[self.free]
@@ -261,7 +272,7 @@ class _Profile:
         return float(out.fun)
 
 
-def _profile_setup(res, name):
+def _profile_setup(res: NegBinMixedGLMResults, name: str) -> tuple[LaplaceObjective, int, bool]:
     """The objective of the fit, the entry of ``phi`` profiled and whether it is log theta."""
     model = res.model
     X = model.exog

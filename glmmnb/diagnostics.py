@@ -9,6 +9,7 @@ was.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from functools import cached_property
 
 import numpy as np
@@ -27,7 +28,7 @@ class DiagnosticsMixin:
     """Residuals, variance-parameter uncertainty and tables (see ``NegBinMixedGLMResults``)."""
 
     @cached_property
-    def resid_pearson(self):
+    def resid_pearson(self) -> np.ndarray:
         """Pearson residuals ``(y - mu) / sqrt(mu + mu^2 / theta)`` at the conditional means.
 
         statsmodels' GLM definition (R: ``residuals(glm, type = "pearson")``
@@ -39,7 +40,7 @@ class DiagnosticsMixin:
         return self.resid / np.sqrt(mu + mu * mu / self.theta)
 
     @cached_property
-    def resid_deviance(self):
+    def resid_deviance(self) -> np.ndarray:
         """Deviance residuals ``sign(y - mu) sqrt(d_i)`` of the NB2 family at the conditional means.
 
         ``d_i`` is R's ``negative.binomial(theta)$dev.resids`` (as
@@ -49,17 +50,17 @@ class DiagnosticsMixin:
         return np.sign(self.resid) * np.sqrt(np.maximum(d, 0.0))
 
     @property
-    def fe_params(self):
+    def fe_params(self) -> np.ndarray:
         """Fixed effects (statsmodels' MixedLM name for ``params``)."""
         return self.params
 
     @property
-    def bse_fe(self):
+    def bse_fe(self) -> np.ndarray:
         """Standard errors of the fixed effects (MixedLM's name for ``bse``)."""
         return self.bse
 
     @cached_property
-    def cov_re_natural(self):
+    def cov_re_natural(self) -> pd.DataFrame:
         """Approximate covariance of the variance parameters (R: ``fit$apVar``).
 
         nlme's approximation (:func:`glmmnb.core.apvar.approximate_cov`, the
@@ -83,11 +84,11 @@ class DiagnosticsMixin:
             cov = np.full((len(labels), len(labels)), np.nan)
         return pd.DataFrame(cov, index=labels, columns=labels)
 
-    def _re_names(self):
+    def _re_names(self) -> tuple[str, list[str]]:
         group = getattr(self.model, "group_name", "Group")
         return group, ["(Intercept)" if n == group else n for n in self.exog_re_names]
 
-    def _natural_labels(self):
+    def _natural_labels(self) -> list[str]:
         group, names = self._re_names()
         labels = [f"{group}: log sd({n})" for n in names]
         labels += [f"{group}: logit((1 + cor({names[j]}, {names[k]})) / 2)"
@@ -95,12 +96,12 @@ class DiagnosticsMixin:
         labels += [f"{name} (in {group}): log sd((Intercept))" for name in self.vc_names]
         return labels + ["log(sigma)"]
 
-    def _level_covs(self):
+    def _level_covs(self) -> list[np.ndarray]:
         return [np.asarray(self.cov_re, dtype=float)] + [
             np.array([[v]]) for v in np.asarray(self.vcomp, dtype=float)]
 
     @cached_property
-    def bse_re(self):
+    def bse_re(self) -> pd.Series:
         """Standard errors of the random-effect variances and covariances.
 
         The delta method applied to :attr:`cov_re_natural` (nlme's
@@ -126,7 +127,7 @@ class DiagnosticsMixin:
         return pd.Series(se, index=labels)
 
     @cached_property
-    def random_effects_cov(self):
+    def random_effects_cov(self) -> dict:
         """Conditional covariance of each group's random effects, by group label.
 
         ``(Z_g' W_g Z_g / sigma^2 + G^-1)^-1`` in the final working LMM, at
@@ -138,7 +139,7 @@ class DiagnosticsMixin:
         return {label: pd.DataFrame(A[g], index=names, columns=names)
                 for g, label in enumerate(self._level_labels[0])}
 
-    def corr_params(self):
+    def corr_params(self) -> pd.DataFrame:
         """Correlation of the fixed-effect estimates (R prints it in ``summary``).
 
         Returns
@@ -159,7 +160,7 @@ class DiagnosticsMixin:
         names = list(self.model.exog_names)
         return pd.DataFrame(cov / np.outer(sd, sd), index=names, columns=names)
 
-    def fixed_effects_table(self, alpha=0.05):
+    def fixed_effects_table(self, alpha: float = 0.05) -> pd.DataFrame:
         """The summary's coefficient table as numbers (R: ``summary(fit)$tTable``).
 
         Parameters
@@ -183,7 +184,7 @@ class DiagnosticsMixin:
         """
         return _summary.fixed_effects_table(self, alpha)
 
-    def varcorr(self):
+    def varcorr(self) -> pd.DataFrame:
         """Variances, SDs and correlations of the random effects (R: ``VarCorr(fit)``).
 
         Returns
@@ -204,7 +205,7 @@ class DiagnosticsMixin:
         return _summary.random_effects_table(self)
 
 
-def _depends_on(sizes, flat):
+def _depends_on(sizes: Sequence[int], flat: np.ndarray) -> np.ndarray:
     """Which variances/covariances (upper triangles, row by row) involve a flagged parameter."""
     out, i = [], 0
     for q in sizes:

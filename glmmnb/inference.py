@@ -21,10 +21,13 @@ The results class only delegates to these functions.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 from statsmodels.base import model as base
 from statsmodels.stats.contrast import ContrastResults, WaldTestResults
@@ -33,7 +36,13 @@ from . import _validation
 from ._formula import constraint_matrix, term_columns
 from .core.apvar import approximate_cov
 from .core.ddf import nlme_ddf, nlme_term_ddf
-from .core.satterthwaite import WorkingLMM, contrast_ddf, ftest_ddf, variance_sensitivity
+from .core.satterthwaite import (VarianceSensitivity, WorkingLMM, contrast_ddf, ftest_ddf,
+                                 variance_sensitivity)
+
+if TYPE_CHECKING:
+    from .core.lmm import LMMFit
+    from .model import NegBinMixedGLM
+    from .results import NegBinMixedGLMResults
 
 __all__ = ["ddf_for_fit", "fixed_ddf", "hypothesis_ddf", "joint_ddf", "wald_test",
            "anova", "model_terms", "wald_test_terms", "intervals", "Intervals",
@@ -56,7 +65,8 @@ CHI2_WARNING = ("use_f=False gives a chi-square test, which treats the covarianc
                 "unset for the F test on the df of the fit's ddf rule.")
 
 
-def ddf_for_fit(method, model, lmm, transform):
+def ddf_for_fit(method: str, model: NegBinMixedGLM, lmm: LMMFit,
+                transform: np.ndarray) -> tuple[np.ndarray, WorkingLMM, VarianceSensitivity | None]:
     """The denominator df of a new fit, with the working LMM they rest on.
 
     Parameters
@@ -105,7 +115,8 @@ def ddf_for_fit(method, model, lmm, transform):
     return fixed_ddf(method, X, nlme_df, sens), working, sens
 
 
-def fixed_ddf(method, X, nlme_df, sensitivity):
+def fixed_ddf(method: str, X: np.ndarray, nlme_df: np.ndarray,
+              sensitivity: VarianceSensitivity | None) -> np.ndarray:
     """Denominator df of each fixed effect under ``method``.
 
     Parameters
@@ -135,7 +146,7 @@ def fixed_ddf(method, X, nlme_df, sensitivity):
     return contrast_ddf(sensitivity, np.eye(X.shape[1]))
 
 
-def hypothesis_ddf(res, R):
+def hypothesis_ddf(res: NegBinMixedGLMResults, R: ArrayLike) -> np.ndarray:
     """Denominator df of each row of the contrast matrix ``R`` (one-df t tests).
 
     Parameters
@@ -167,7 +178,7 @@ def hypothesis_ddf(res, R):
     return np.array([ddf[row != 0].min() if np.any(row != 0) else ddf.max() for row in R])
 
 
-def joint_ddf(res, R):
+def joint_ddf(res: NegBinMixedGLMResults, R: ArrayLike) -> float:
     """Denominator df of the joint F test of all rows of ``R``.
 
     Parameters
@@ -198,8 +209,10 @@ def joint_ddf(res, R):
     return float(ddf[used].min() if used.any() else ddf.max())
 
 
-def wald_test(res, r_matrix, cov_p=None, invcov=None, use_f=None, df_constraints=None,
-              scalar=True):
+def wald_test(res: NegBinMixedGLMResults, r_matrix: str | ArrayLike | tuple,
+              cov_p: np.ndarray | None = None, invcov: np.ndarray | None = None,
+              use_f: bool | None = None, df_constraints: int | None = None,
+              scalar: bool = True) -> ContrastResults:
     """statsmodels' ``wald_test`` with the F test on the hypothesis' own df.
 
     See :meth:`glmmnb.results.NegBinMixedGLMResults.wald_test` for the
@@ -231,7 +244,7 @@ def wald_test(res, r_matrix, cov_p=None, invcov=None, use_f=None, df_constraints
     return ContrastResults(F=plain.fvalue, df_num=plain.df_num, df_denom=joint_ddf(res, R))
 
 
-def model_terms(model):
+def model_terms(model: NegBinMixedGLM) -> list[tuple[str, list[int], float]]:
     """The model's terms: name, columns and nlme's term df (R's ``fixDF$terms``).
 
     Computed once when the results are made, so that ``anova`` works after
@@ -263,11 +276,12 @@ def model_terms(model):
     return [(name, cols, float(d)) for (name, cols), d in zip(terms, df)]
 
 
-def _terms(res):
+def _terms(res: NegBinMixedGLMResults) -> list[tuple[str, list[int]]]:
     return [(name, cols) for name, cols, _ in res.model_terms]
 
 
-def _term_ddf(res, terms, Ls):
+def _term_ddf(res: NegBinMixedGLMResults, terms: Sequence[tuple[str, list[int]]],
+              Ls: Sequence[np.ndarray]) -> np.ndarray:
     """The denominator df of each term's hypothesis ``Ls[i]``."""
     if res.ddf_method == "satterthwaite":
         return np.array([ftest_ddf(res.variance_sensitivity, L) for L in Ls])
@@ -278,7 +292,8 @@ def _term_ddf(res, terms, Ls):
     return df
 
 
-def _warn_mixed_terms(res, terms, term_df):
+def _warn_mixed_terms(res: NegBinMixedGLMResults, terms: Sequence[tuple[str, list[int]]],
+                      term_df: np.ndarray) -> None:
     """nlme tests a term whose columns sit at different levels on the innermost one."""
     col_df = np.asarray(res.ddf, dtype=float)
     for (name, cols), d in zip(terms, term_df):
@@ -292,13 +307,13 @@ def _warn_mixed_terms(res, terms, term_df):
                 "their own df", UserWarning, stacklevel=4)
 
 
-def _sequential_factor(res):
+def _sequential_factor(res: NegBinMixedGLMResults) -> np.ndarray:
     """Upper-triangular ``U`` with ``U' U = cov_params()^-1`` (nlme's ``c0 = U beta``)."""
     cov = np.asarray(res.cov_params())
     return np.linalg.cholesky(np.linalg.inv(cov)).T
 
 
-def anova(res, type="sequential"):
+def anova(res: NegBinMixedGLMResults, type: str = "sequential") -> pd.DataFrame:
     """F test of every model term, laid out like R's ``anova.lme``.
 
     See :meth:`glmmnb.results.NegBinMixedGLMResults.anova`.
@@ -345,8 +360,10 @@ def anova(res, type="sequential"):
     return table
 
 
-def wald_test_terms(res, skip_single=False, extra_constraints=None, combine_terms=None,
-                    scalar=True):
+def wald_test_terms(res: NegBinMixedGLMResults, skip_single: bool = False,
+                    extra_constraints: ArrayLike | None = None,
+                    combine_terms: Sequence[str] | None = None,
+                    scalar: bool = True) -> WaldTestResults:
     """statsmodels' ``wald_test_terms`` with each term on its own df.
 
     See :meth:`glmmnb.results.NegBinMixedGLMResults.wald_test_terms` for
@@ -446,7 +463,7 @@ class Intervals:
 _COLS = ["lower", "est.", "upper"]
 
 
-def _fixed_intervals(res, alpha):
+def _fixed_intervals(res: NegBinMixedGLMResults, alpha: float) -> pd.DataFrame:
     n, p = res.nobs, len(res.params)
     # intervals.lme uses vcov(fit), not summary's N / (N - p) inflated one
     se = np.sqrt(np.diag(np.asarray(res.cov_params())) * (n - p) / n)
@@ -456,7 +473,8 @@ def _fixed_intervals(res, alpha):
                         index=list(res.model.exog_names), columns=_COLS)
 
 
-def _random_intervals(res, alpha):
+def _random_intervals(res: NegBinMixedGLMResults,
+                      alpha: float) -> tuple[dict[str, pd.DataFrame], pd.Series]:
     if res.working_lmm is None:
         raise ValueError("this fit keeps no working linear mixed model, so its variance "
                          "parameters have no intervals; use which='fixed'")
@@ -488,7 +506,7 @@ def _random_intervals(res, alpha):
     return random, sigma
 
 
-def intervals(res, alpha=0.05, which="all"):
+def intervals(res: NegBinMixedGLMResults, alpha: float = 0.05, which: str = "all") -> Intervals:
     """R's ``intervals(fit)``; see :meth:`glmmnb.results.NegBinMixedGLMResults.intervals`.
 
     Parameters
@@ -521,7 +539,7 @@ def intervals(res, alpha=0.05, which="all"):
     return Intervals(fixed, random, sigma, 1.0 - alpha, note)
 
 
-def sensitivity(res):
+def sensitivity(res: NegBinMixedGLMResults) -> VarianceSensitivity:
     """:func:`glmmnb.core.satterthwaite.variance_sensitivity` of a fit's working LMM.
 
     Parameters

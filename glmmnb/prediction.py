@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from . import _formula, _validation, inference
 from .core.varcomp import conditional_blocks
+
+if TYPE_CHECKING:
+    from .model import NegBinMixedGLM
+    from .results import NegBinMixedGLMResults
 
 __all__ = ["PredictionResults", "MarginalMeans", "PredictionMixin", "get_prediction",
            "predict", "marginal_means", "conditional_covariances"]
@@ -71,7 +77,7 @@ class PredictionResults:
     """
 
     def __init__(self, linpred: np.ndarray, se_linpred: np.ndarray, df: np.ndarray,
-                 which: str = "mean", alpha: float = 0.05, index=None):
+                 which: str = "mean", alpha: float = 0.05, index: pd.Index | None = None) -> None:
         self.linpred = np.asarray(linpred, dtype=float)
         self.se_linpred = np.asarray(se_linpred, dtype=float)
         self.df = np.asarray(df, dtype=float)
@@ -82,12 +88,12 @@ class PredictionResults:
         self.se = self.predicted * self.se_linpred if which == "mean" else self.se_linpred
 
     @property
-    def predicted_mean(self):
+    def predicted_mean(self) -> np.ndarray:
         """statsmodels' name for :attr:`predicted`."""
         return self.predicted
 
     @property
-    def se_mean(self):
+    def se_mean(self) -> np.ndarray:
         """statsmodels' name for :attr:`se`."""
         return self.se
 
@@ -140,7 +146,9 @@ class _Rows:
     Z: np.ndarray | None = None
 
 
-def _model_offset(model, data, offset, exposure, n):
+def _model_offset(model: NegBinMixedGLM, data: pd.DataFrame | None,
+                  offset: ArrayLike | float | None, exposure: ArrayLike | float | None,
+                  n: int) -> np.ndarray:
     """Offset of new rows: given, or the columns the fit was given by name."""
     named = {"offset": getattr(model, "offset_column", None),
              "exposure": getattr(model, "exposure_column", None)}
@@ -158,7 +166,9 @@ def _model_offset(model, data, offset, exposure, n):
     return _validation.check_offset(offset, exposure, n)
 
 
-def _rows_from_frame(res, data, offset, exposure, conditional, groups):
+def _rows_from_frame(res: NegBinMixedGLMResults, data: pd.DataFrame | dict,
+                     offset: ArrayLike | float | None, exposure: ArrayLike | float | None,
+                     conditional: bool, groups: ArrayLike | None) -> _Rows:
     model = res.model
     spec = model.data.model_spec
     levels = _formula.categorical_levels(spec)
@@ -192,7 +202,7 @@ def _rows_from_frame(res, data, offset, exposure, conditional, groups):
     return rows
 
 
-def _groups_column(model):
+def _groups_column(model: NegBinMixedGLM) -> str:
     col = getattr(model, "groups_column", None)
     if col is None:
         raise ValueError("conditional predictions for new rows need their groups: the model's "
@@ -200,7 +210,7 @@ def _groups_column(model):
     return col
 
 
-def _new_exog_re(model, data):
+def _new_exog_re(model: NegBinMixedGLM, data: pd.DataFrame) -> np.ndarray:
     if getattr(model, "re_formula", None) is None:
         return np.ones((len(data), 1))
     # the caller's namespace of the fit is not kept (it would not pickle): numpy
@@ -209,7 +219,7 @@ def _new_exog_re(model, data):
                               {"np": np, "numpy": np})[0]
 
 
-def _group_codes(res, labels):
+def _group_codes(res: NegBinMixedGLMResults, labels: ArrayLike) -> np.ndarray:
     """Positions of the labels among the fitted groups; an unseen group is an error."""
     known = pd.Index(res._level_labels[0])
     labels = np.asarray(labels)
@@ -222,7 +232,9 @@ def _group_codes(res, labels):
     return codes
 
 
-def _rows(res, exog, offset, exposure, transform, conditional, groups, exog_re):
+def _rows(res: NegBinMixedGLMResults, exog: pd.DataFrame | dict | ArrayLike | None,
+          offset: ArrayLike | float | None, exposure: ArrayLike | float | None, transform: bool,
+          conditional: bool, groups: ArrayLike | None, exog_re: ArrayLike | None) -> _Rows:
     model = res.model
     if exog is None:
         if model.exog is None:
@@ -255,7 +267,7 @@ def _rows(res, exog, offset, exposure, transform, conditional, groups, exog_re):
     return rows
 
 
-def _design_rows(exog, model):
+def _design_rows(exog: ArrayLike, model: NegBinMixedGLM) -> np.ndarray:
     """Numeric design rows with the model's columns (the array interface)."""
     p = len(model.exog_names)
     if isinstance(exog, pd.Series) or np.ndim(exog) not in (1, 2):
@@ -278,7 +290,7 @@ def _design_rows(exog, model):
 _INTERCEPT_NAMES = ("Intercept", "const", "(Intercept)")
 
 
-def _row_df(res, X):
+def _row_df(res: NegBinMixedGLMResults, X: np.ndarray) -> np.ndarray:
     """Per-row t df: emmeans' "containment" df for lme fits.
 
     The smallest nlme ddf of the parameters the row involves, except that the
@@ -300,7 +312,7 @@ def _row_df(res, X):
     return np.where(np.isinf(df), res.df_resid, df)
 
 
-def conditional_covariances(res) -> tuple[np.ndarray, np.ndarray]:
+def conditional_covariances(res: NegBinMixedGLMResults) -> tuple[np.ndarray, np.ndarray]:
     """Per-group blocks of the outermost random effects' conditional distribution.
 
     See :func:`glmmnb.core.varcomp.conditional_blocks`; nested components
@@ -328,7 +340,7 @@ def conditional_covariances(res) -> tuple[np.ndarray, np.ndarray]:
                               model._Z, model.levels, res._level_covs(), res.scale)
 
 
-def _linear(res, rows, conditional):
+def _linear(res: NegBinMixedGLMResults, rows: _Rows, conditional: bool) -> np.ndarray:
     eta = rows.X @ np.asarray(res.params) + rows.offset
     if conditional:
         b = res._ranef[0][rows.codes]
@@ -336,7 +348,7 @@ def _linear(res, rows, conditional):
     return eta
 
 
-def _se_linear(res, rows, conditional):
+def _se_linear(res: NegBinMixedGLMResults, rows: _Rows, conditional: bool) -> np.ndarray:
     """Standard error of each row's linear predictor.
 
     Conditional rows estimate ``x'beta + z'b_g``; its prediction error
@@ -353,16 +365,18 @@ def _se_linear(res, rows, conditional):
     return np.sqrt(np.einsum("ij,jk,ik->i", c, C, c) + extra)
 
 
-def _check_which(which, conditional):
+def _check_which(which: str, conditional: bool) -> None:
     if which not in _WHICH:
         raise ValueError(f"which must be one of {_WHICH}, got {which!r}")
     if not isinstance(conditional, (bool, np.bool_)):
         raise TypeError(f"conditional must be True or False, got {conditional!r}")
 
 
-def predict(res, exog=None, transform: bool = True, which: str = "mean",
-            conditional: bool = False, offset=None, exposure=None, groups=None,
-            exog_re=None) -> pd.Series | np.ndarray:
+def predict(res: NegBinMixedGLMResults, exog: pd.DataFrame | dict | ArrayLike | None = None,
+            transform: bool = True, which: str = "mean", conditional: bool = False,
+            offset: ArrayLike | float | None = None, exposure: ArrayLike | float | None = None,
+            groups: ArrayLike | None = None,
+            exog_re: ArrayLike | None = None) -> pd.Series | np.ndarray:
     """Predicted means or linear predictors; see ``NegBinMixedGLMResults.predict``."""
     _check_which(which, conditional)
     rows = _rows(res, exog, offset, exposure, transform, conditional, groups, exog_re)
@@ -371,9 +385,11 @@ def predict(res, exog=None, transform: bool = True, which: str = "mean",
     return out if rows.index is None else pd.Series(out, index=rows.index)
 
 
-def get_prediction(res, exog=None, which: str = "mean", conditional: bool = False,
-                   alpha: float = 0.05, transform: bool = True, offset=None, exposure=None,
-                   groups=None, exog_re=None) -> PredictionResults:
+def get_prediction(res: NegBinMixedGLMResults, exog: pd.DataFrame | dict | ArrayLike | None = None,
+                   which: str = "mean", conditional: bool = False, alpha: float = 0.05,
+                   transform: bool = True, offset: ArrayLike | float | None = None,
+                   exposure: ArrayLike | float | None = None, groups: ArrayLike | None = None,
+                   exog_re: ArrayLike | None = None) -> PredictionResults:
     """Predictions with intervals; see ``NegBinMixedGLMResults.get_prediction``."""
     _check_which(which, conditional)
     alpha = _validation.check_alpha(alpha)
@@ -411,12 +427,12 @@ class MarginalMeans:
     linfct: pd.DataFrame
     alpha: float
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Marginal means of {self.factor} (intervals at {1 - self.alpha:.0%}):\n"
                 f"{self.means.to_string()}\n\nRatios:\n{self.ratios.to_string()}")
 
 
-def _reference_grid(res, factor):
+def _reference_grid(res: NegBinMixedGLMResults, factor: str) -> pd.DataFrame:
     """emmeans' reference grid: every level combination, numeric columns at their means."""
     model = res.model
     if getattr(model, "formula", None) is None or model.data.frame is None:
@@ -441,7 +457,8 @@ def _reference_grid(res, factor):
                         columns=list(model.exog_names))
 
 
-def _contrast_table(res, L, alpha):
+def _contrast_table(res: NegBinMixedGLMResults, L: ArrayLike, alpha: float,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Estimate, SE, df and t interval of each row of ``L`` on the link scale."""
     L = np.asarray(L, dtype=float)
     est = L @ np.asarray(res.params)
@@ -451,7 +468,7 @@ def _contrast_table(res, L, alpha):
     return est, se, df, est - q * se, est + q * se
 
 
-def marginal_means(res, factor: str, alpha: float = 0.05,
+def marginal_means(res: NegBinMixedGLMResults, factor: str, alpha: float = 0.05,
                    offset: float = 0.0) -> MarginalMeans:
     """Marginal means of ``factor``; see ``NegBinMixedGLMResults.marginal_means``."""
     alpha = _validation.check_alpha(alpha)
@@ -476,8 +493,11 @@ def marginal_means(res, factor: str, alpha: float = 0.05,
 class PredictionMixin:
     """``predict``, ``get_prediction`` and ``marginal_means`` of ``NegBinMixedGLMResults``."""
 
-    def predict(self, exog=None, transform=True, which="mean", conditional=False, *,
-                offset=None, exposure=None, groups=None, exog_re=None):
+    def predict(self, exog: pd.DataFrame | dict | ArrayLike | None = None, transform: bool = True,
+                which: str = "mean", conditional: bool = False, *,
+                offset: ArrayLike | float | None = None, exposure: ArrayLike | float | None = None,
+                groups: ArrayLike | None = None,
+                exog_re: ArrayLike | None = None) -> pd.Series | np.ndarray:
         """Predicted means (or linear predictors), population-level by default.
 
         One rule for the fitted rows and for new rows: ``conditional=False``
@@ -535,9 +555,11 @@ class PredictionMixin:
         return predict(self, exog, transform, which, conditional, offset=offset,
                        exposure=exposure, groups=groups, exog_re=exog_re)
 
-    def get_prediction(self, exog=None, which="mean", conditional=False, alpha=0.05, *,
-                       transform=True, offset=None, exposure=None, groups=None,
-                       exog_re=None):
+    def get_prediction(self, exog: pd.DataFrame | dict | ArrayLike | None = None,
+                       which: str = "mean", conditional: bool = False, alpha: float = 0.05, *,
+                       transform: bool = True, offset: ArrayLike | float | None = None,
+                       exposure: ArrayLike | float | None = None, groups: ArrayLike | None = None,
+                       exog_re: ArrayLike | None = None) -> PredictionResults:
         """Predictions with t-based confidence intervals.
 
         The interval of each row is formed on the link scale with a t
@@ -599,7 +621,8 @@ class PredictionMixin:
                               offset=offset, exposure=exposure, groups=groups,
                               exog_re=exog_re)
 
-    def marginal_means(self, factor, alpha=0.05, offset=0.0):
+    def marginal_means(self, factor: str, alpha: float = 0.05,
+                       offset: float = 0.0) -> MarginalMeans:
         """Estimated marginal means of a factor and their ratios (R: ``emmeans``).
 
         Each level's mean is predicted on emmeans' reference grid: the other
