@@ -23,6 +23,8 @@ extensions = [
     "r_names",
 ]
 autosummary_generate = True
+# numpy's ArrayLike is a long Union: show its name in signatures, not its expansion
+autodoc_type_aliases = {"ArrayLike": "numpy.typing.ArrayLike"}
 napoleon_google_docstring = False
 exclude_patterns = ["_build", "_generated"]
 plot_include_source = True
