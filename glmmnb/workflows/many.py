@@ -375,7 +375,7 @@ def fit_many(Y: Any, formula: str, data: pd.DataFrame | None = None,
         (default ``.X``) and ``data`` defaults to ``.obs``.
     formula : str
         Right-hand side of the fixed part, e.g. ``"~ condition"``.
-    data : pandas.DataFrame
+    data : pandas.DataFrame, optional
         Per-observation covariates, one row per row of ``Y``.
     groups : str or array_like
         Column (or labels) of the groups: a random intercept per group.
