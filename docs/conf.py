@@ -23,8 +23,11 @@ extensions = [
     "r_names",
 ]
 autosummary_generate = True
-# numpy's ArrayLike is a long Union: show its name in signatures, not its expansion
-autodoc_type_aliases = {"ArrayLike": "numpy.typing.ArrayLike"}
+# The numpydoc Parameters sections already give every type; in signatures the
+# hints would spell numpy's ArrayLike out as its long Union.  So hints only fill
+# in types a docstring leaves out, and signatures stay as statsmodels shows them.
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented_params"
 napoleon_google_docstring = False
 exclude_patterns = ["_build", "_generated"]
 plot_include_source = True
