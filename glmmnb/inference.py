@@ -361,7 +361,7 @@ def anova(res: NegBinMixedGLMResults, type: str = "sequential") -> pd.DataFrame:
 
 
 def wald_test_terms(res: NegBinMixedGLMResults, skip_single: bool = False,
-                    extra_constraints: ArrayLike | None = None,
+                    extra_constraints: Sequence[tuple[str, ArrayLike]] | None = None,
                     combine_terms: Sequence[str] | None = None,
                     scalar: bool = True) -> WaldTestResults:
     """statsmodels' ``wald_test_terms`` with each term on its own df.
