@@ -7,9 +7,13 @@ import json
 import re
 import sys
 import warnings
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from .results import NegBinMixedGLMResults
 
 __all__ = ["main", "build_parser", "results_to_dict"]
 
@@ -20,7 +24,7 @@ R: glmmPQL(counts ~ RNAi, random = ~1|slide,
 """
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The argument parser (``python -m glmmnb --help``).
 
     Returns
@@ -59,7 +63,7 @@ def build_parser():
     return parser
 
 
-def _add_fit_many(sub):
+def _add_fit_many(sub: argparse._SubParsersAction) -> None:
     """The ``fit-many`` subcommand: one model per feature column (:func:`glmmnb.fit_many`)."""
     cmd = sub.add_parser("fit-many", help="fit every feature column of a CSV file", description=(
         "Fit one negative-binomial GLMM per feature column, e.g. python -m glmmnb fit-many "
@@ -77,7 +81,7 @@ def _add_fit_many(sub):
     cmd.add_argument("--out", help="write the result table to this CSV (default: stdout)")
 
 
-def _fit_many_csv(args):
+def _fit_many_csv(args: argparse.Namespace) -> pd.DataFrame:
     """Run ``fit-many``; the result table."""
     from .workflows.many import fit_many
 
@@ -107,7 +111,7 @@ def _fit_many_csv(args):
         raise _UsageError(f"{type(err).__name__}: {err}".splitlines()[0]) from None
 
 
-def results_to_dict(res):
+def results_to_dict(res: NegBinMixedGLMResults) -> dict[str, Any]:
     """The numbers of a fit as plain JSON-ready Python objects.
 
     Parameters
@@ -130,7 +134,7 @@ def results_to_dict(res):
     """
     names = list(res.model.exog_names)
 
-    def named(values, cast=float):
+    def named(values: Any, cast: Any = float) -> dict[str, Any]:
         return {n: cast(v) for n, v in zip(names, np.asarray(values))}
 
     return _json_safe({
@@ -144,7 +148,7 @@ def results_to_dict(res):
     })
 
 
-def _json_safe(value):
+def _json_safe(value: Any) -> Any:
     """NaN and infinities as ``null``: JSON has no literal for them (``NaN`` is invalid)."""
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
@@ -155,7 +159,7 @@ def _json_safe(value):
     return value
 
 
-def _vc_formula(specs):
+def _vc_formula(specs: Sequence[str]) -> dict[str, str] | None:
     """``--vc-formula`` values as from_formula's dict: ``col`` or ``name=formula``."""
     out = {}
     for spec in specs:
@@ -167,7 +171,7 @@ def _vc_formula(specs):
     return out or None
 
 
-def _fit_csv(args):
+def _fit_csv(args: argparse.Namespace) -> NegBinMixedGLMResults:
     from .model import NegBinMixedGLM
 
     try:
@@ -193,14 +197,14 @@ class _UsageError(Exception):
     pass
 
 
-def _print_warnings(caught):
+def _print_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
     """Each warning once, as one line on stderr (not Python's file:line format)."""
     for line in dict.fromkeys(f"{w.category.__name__}: {w.message}".splitlines()[0]
                               for w in caught):
         print(f"glmmnb: warning: {line}", file=sys.stderr)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad input).
 
     Parameters

@@ -6,20 +6,25 @@ Built with statsmodels' ``summary2.Summary`` so that it renders as text, HTML
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 from statsmodels.iolib import summary2
 
 from .inference import DDF_NOTES
 
+if TYPE_CHECKING:
+    from .results import NegBinMixedGLMResults
+
 __all__ = ["build_summary", "fixed_effects_table", "random_effects_table"]
 
 
-def _names(res):
+def _names(res: NegBinMixedGLMResults) -> list[str]:
     return list(res.model.exog_names)
 
 
-def fixed_effects_table(res, alpha=0.05):
+def fixed_effects_table(res: NegBinMixedGLMResults, alpha: float = 0.05) -> pd.DataFrame:
     """Coef., Std.Err., DF, t, P>|t| and the confidence interval, one row per effect.
 
     Parameters
@@ -42,17 +47,17 @@ def fixed_effects_table(res, alpha=0.05):
     }, index=_names(res))
 
 
-def _ddf_method(res):
+def _ddf_method(res: NegBinMixedGLMResults) -> str:
     return getattr(res, "ddf_method", "nlme")
 
 
-def _ddf_column(res):
+def _ddf_column(res: NegBinMixedGLMResults) -> np.ndarray:
     """Integer df for the counting rules, Satterthwaite's as they are."""
     ddf = np.asarray(res.ddf, dtype=float)
     return ddf if _ddf_method(res) == "satterthwaite" else ddf.astype(int)
 
 
-def random_effects_table(res):
+def random_effects_table(res: NegBinMixedGLMResults) -> pd.DataFrame:
     """Standard deviations (and correlations) of the random effects and residual.
 
     Parameters
@@ -68,7 +73,8 @@ def random_effects_table(res):
     cov = np.asarray(res.cov_re)
     names = list(res.exog_re_names)
     group = getattr(res.model, "group_name", "Group")
-    rows, var = [], []
+    rows: list[str] = []
+    var: list[float] = []
     for j, name in enumerate(names):
         rows.append(f"{group}: {_r_name(name, group)}")
         var.append(cov[j, j])
@@ -78,8 +84,8 @@ def random_effects_table(res):
     if getattr(res, "method", "pql") == "pql":
         rows.append("Residual")
         var.append(res.scale)
-    var = np.asarray(var, dtype=float)
-    table = pd.DataFrame({"Variance": var, "Std.Dev.": np.sqrt(var)}, index=rows)
+    variance = np.asarray(var, dtype=float)
+    table = pd.DataFrame({"Variance": variance, "Std.Dev.": np.sqrt(variance)}, index=rows)
     sd = np.sqrt(np.diag(cov))
     for j in range(len(names)):
         for k in range(j):
@@ -89,7 +95,7 @@ def random_effects_table(res):
     return table
 
 
-def _r_name(name, group):
+def _r_name(name: str, group: str) -> str:
     """R's label for a random coefficient: MixedLM names the intercept after the group."""
     return "(Intercept)" if name == group else name
 
@@ -105,11 +111,11 @@ Z_NOTE = ("z-tests (normal reference, use_t=False), as glmer and glmmTMB print t
           "ignore how few groups there are.")
 
 
-def _method(res):
+def _method(res: NegBinMixedGLMResults) -> str:
     return getattr(res, "method", "pql")
 
 
-def _theta_text(res):
+def _theta_text(res: NegBinMixedGLMResults) -> str:
     if np.isinf(res.theta):
         return "inf (fixed: Poisson GLMM)"
     if res.theta_source == "ML" and not res.theta_at_limit:
@@ -122,7 +128,7 @@ def _theta_text(res):
     return f"{res.theta:.4f} (ML of glm.nb, SE {res.se_theta:.3g})"
 
 
-def _model_info(res, yname=None):
+def _model_info(res: NegBinMixedGLMResults, yname: str | None = None) -> dict[str, str]:
     sizes = res.group_sizes
     model = res.model
     info = {
@@ -149,7 +155,8 @@ def _model_info(res, yname=None):
     return info
 
 
-def _formatted(table, formats, default, na_rep=""):
+def _formatted(table: pd.DataFrame, formats: Mapping[str, str], default: str,
+               na_rep: str = "") -> pd.DataFrame:
     out = pd.DataFrame(index=table.index)
     for col in table.columns:
         fmt = formats.get(col, default)
@@ -157,7 +164,7 @@ def _formatted(table, formats, default, na_rep=""):
     return out
 
 
-def _warnings(res):
+def _warnings(res: NegBinMixedGLMResults) -> list[str]:
     """Notes for everything a reader must not miss: each fit problem, in words."""
     notes = []
     sep = getattr(res, "separation", None)
@@ -191,7 +198,7 @@ def _warnings(res):
     return notes
 
 
-def _add_labelled(smry, table, label):
+def _add_labelled(smry: summary2.Summary, table: pd.DataFrame, label: str) -> None:
     """Add a table whose row labels become a first column headed ``label``.
 
     summary2 pads a narrow table's separators to the widest table but does
@@ -201,8 +208,9 @@ def _add_labelled(smry, table, label):
     smry.add_df(table.rename_axis(label).reset_index(), index=False)
 
 
-def build_summary(res, alpha=0.05, rate_ratios=False, yname=None, xname=None, title=None,
-                  corr=False):
+def build_summary(res: NegBinMixedGLMResults, alpha: float = 0.05, rate_ratios: bool = False,
+                  yname: str | None = None, xname: Sequence[str] | None = None,
+                  title: str | None = None, corr: bool = False) -> summary2.Summary:
     """Assemble the summary of a fit.
 
     Parameters
