@@ -3,7 +3,8 @@
 :mod:`glmmnb.core.lmm` profiles ``beta`` and ``sigma^2`` out of the deviance;
 what is left is a function of the relative Cholesky factors ``L_l`` (their
 lower triangles stacked into ``theta``).  This module holds that
-parametrisation, the exact gradient for a single grouping level, and the
+parametrisation, the exact gradients (one grouping level, and nested levels
+by reverse accumulation through the reduction), and the
 optimisers: a bracketed Brent search for one relative SD, L-BFGS-B with
 bounds (diagonals >= 0, as lme4) otherwise.  The optimisers take the reducer
 of :mod:`glmmnb.core.lmm` and call only its deviance methods.
@@ -126,15 +127,83 @@ def _pair_gradient(red, theta):
     return float(dev), n / r2 * d_r2 + d_logdet
 
 
-def _deviance_and_gradient(red, step=1e-7):
-    """``fun(theta) -> (deviance, gradient)`` for L-BFGS-B on a single level.
+def _nested_gradient(red, theta):
+    """Deviance and its exact gradient for several (nested) levels, by reverse accumulation.
 
-    The gradient is :func:`_single_level_gradient`'s; at a trial point where
-    its closed form does not apply it is the forward difference with the
-    step L-BFGS-B itself takes.
+    Each level maps its groups' statistics ``T_g`` to ``S_g = T_g - K_g
+    M_g^{-1} K_g'`` with ``K_g = T_g[:, r] L`` and ``M_g = I + L' T_g[r, r]
+    L``, summed into the parent groups, and adds ``log det M_g``.  With
+    ``Gbar_g`` the adjoint of ``S_g`` (the parent's adjoint of ``T``; at the
+    root ``n / r^2 u u'``, ``u = (-beta, 1)`` with beta optimal, so no term in
+    ``d beta``), ``N_g = K_g M_g^{-1}``, ``A_g = Gbar_g N_g`` and ``Mbar_g =
+    N_g' Gbar_g N_g + M_g^{-1}``: the derivative in ``L`` is ``sum_g 2 (T_g[r,
+    r] L Mbar_g - T_g[:, r]' A_g)`` and the adjoint of the symmetric ``T_g``
+    is ``Gbar_g - (E_g + E_g') + L Mbar_g L'`` on ``[r, r]`` with ``E_g[:, r]
+    = A_g L'``.  Returns ``None`` where some ``M_g`` is not positive definite.
     """
+    levels = red.levels
+    Ls = _split_theta(theta, levels)
+    T, logdet, tape = red.T_inner, 0.0, []
+    for i in range(len(levels) - 1, -1, -1):
+        lev, L = levels[i], Ls[i]
+        r = list(lev.zcols)
+        Tr = T[:, :, r]
+        K = Tr @ L
+        M = np.eye(lev.k_re) + L.T @ K[:, r, :]
+        try:
+            C = np.linalg.cholesky(M)
+        except np.linalg.LinAlgError:
+            return None
+        logdet += 2.0 * np.log(np.diagonal(C, axis1=1, axis2=2)).sum()
+        Minv = np.linalg.inv(M)
+        N = K @ Minv                                                 # (G, d, q)
+        tape.append((Tr, Minv, N))
+        S = T - N @ np.swapaxes(K, 1, 2)
+        P = red._sum_to_parent[i]
+        T = (S.sum(axis=0, keepdims=True) if P is None
+             else (P @ S.reshape(S.shape[0], -1)).reshape(-1, red.d, red.d))
+    S = T[0]
+    beta, r2, _ = red.solve_fixed(S)
+    n, d = red.nobs, red.d
+    if r2 <= 0.0:
+        return None
+    dev = n * np.log(2.0 * np.pi * r2 / n) + n + logdet - red.sum_log_w
+    u = np.zeros(d)
+    u[red.xi] = -beta
+    u[d - 1] = 1.0
+    Gbar = (n / r2) * np.outer(u, u)[None]
+    grads = [None] * len(levels)
+    for i, (Tr, Minv, N) in zip(range(len(levels)), reversed(tape)):
+        lev, L = levels[i], Ls[i]
+        if lev.parent is not None:
+            Gbar = Gbar[lev.parent]
+        r = list(lev.zcols)
+        A = Gbar @ N                                                 # (G, d, q)
+        Mbar = np.swapaxes(N, 1, 2) @ A + Minv
+        dL = 2.0 * (Tr[:, r, :] @ L @ Mbar - np.swapaxes(Tr, 1, 2) @ A).sum(axis=0)
+        grads[i] = dL[_tril(lev.k_re)]
+        if i + 1 < len(levels):
+            E = np.zeros((A.shape[0], d, d))
+            E[:, :, r] = A @ L.T
+            Tbar = Gbar - E - np.swapaxes(E, 1, 2)
+            rr = np.asarray(r)
+            Tbar[:, rr[:, None], rr[None, :]] += L @ Mbar @ L.T
+            Gbar = Tbar
+    return float(dev), np.concatenate(grads)
+
+
+def _deviance_and_gradient(red, step=1e-7):
+    """``fun(theta) -> (deviance, gradient)`` for L-BFGS-B.
+
+    The gradient is :func:`_single_level_gradient`'s for one level and
+    :func:`_nested_gradient`'s for several; at a trial point where the
+    closed form does not apply it is the forward difference with the step
+    L-BFGS-B itself takes.
+    """
+    exact = _single_level_gradient if red._single is not None else _nested_gradient
+
     def fun(theta):
-        out = _single_level_gradient(red, theta)
+        out = exact(red, theta)
         if out is not None:
             return out
         f = red.deviance(theta)
@@ -164,13 +233,9 @@ def _optimize(red, theta0, tol):
         return _optimize_scalar(red, float(theta0[0]), tol)
     bounds = _bounds(levels)
     options = {"ftol": tol, "gtol": 1e-9, "maxiter": 1000}
-    if red._single is not None:
-        # one level: the exact gradient, one deviance evaluation per step
-        # instead of 1 + len(theta) for finite differences
-        fun, jac = _deviance_and_gradient(red), True
-    else:
-        fun, jac = red.deviance, None
-        options["eps"] = 1e-7
+    # the exact gradient: one deviance evaluation per step instead of
+    # 1 + len(theta) for finite differences
+    fun, jac = _deviance_and_gradient(red), True
     with one_blas_thread():
         res = optimize.minimize(fun, theta0, jac=jac, method="L-BFGS-B", bounds=bounds,
                                 options=options)
