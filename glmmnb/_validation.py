@@ -44,6 +44,11 @@ def describe_rows(mask, index=None, limit=5):
 
 
 def _isnull(values):
+    if isinstance(values, (pd.Series, pd.Index)) and not isinstance(
+            values, pd.MultiIndex) and values.dtype.kind not in "fc":
+        # pandas' own mask: a Categorical's codes or a string array's mask,
+        # without converting a million labels to Python objects first
+        return np.asarray(values.isna(), dtype=bool)
     values = np.asarray(values)
     if values.size == 0:
         return np.zeros(len(values), dtype=bool)
