@@ -16,7 +16,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 from conftest import fit_case, load_case  # noqa: E402
-from test_reference_r import CASES, EXPECTED, _ranef_levels  # noqa: E402
+from test_reference_r import CASES, _ranef_levels  # noqa: E402
 from tolerances import NEAR_ZERO_VARIANCE  # noqa: E402
 
 
