@@ -1,0 +1,79 @@
+"""The results methods' arguments reach the numbers (R's seed fit, tests/data/reference/v01_seed).
+
+Each expectation is a hand calculation from R's printed glmmPQL table
+(estimates, summary SEs, df 196 and 2), so a method that drops or swaps an
+argument fails here.
+"""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from glmmnb import NegBinMixedGLM
+
+REF = json.loads((pathlib.Path(__file__).parent / "data" / "reference" / "v01_seed"
+                  / "expected.json").read_text())["pql"]
+B, SE, DF = (np.array(REF[k], float) for k in ("params", "bse", "df"))
+
+
+@pytest.fixture
+def fit(seed_data):
+    return NegBinMixedGLM.from_formula("counts ~ RNAi", seed_data, groups="slide").fit()
+
+
+def test_conf_int_alpha_and_cols(fit):
+    q = stats.t.ppf(0.95, DF)
+    expect = np.column_stack([B - q * SE, B + q * SE])
+    np.testing.assert_allclose(np.asarray(fit.conf_int(0.1)), expect, rtol=1e-5)
+    np.testing.assert_allclose(fit._results.conf_int(0.1, cols=[1]), expect[[1]], rtol=1e-5)
+
+
+
+
+
+def test_wald_test_terms_passes_its_arguments(fit):
+    assert list(fit.wald_test_terms(skip_single=True).table.index) == []
+    extra = fit.wald_test_terms(extra_constraints=[("both", np.eye(2))]).table
+    assert extra.loc["both", "df_constraint"] == 2 and extra.loc["both", "df_denom"] == 2
+
+
+def test_rate_ratios_alpha(fit):
+    rr = fit.rate_ratios(0.1)
+    q = stats.t.ppf(0.95, DF)
+    assert list(rr.columns) == ["IRR", "[0.05", "0.95]"]
+    np.testing.assert_allclose(rr.to_numpy(float),
+                               np.exp(np.column_stack([B, B - q * SE, B + q * SE])), rtol=1e-5)
+
+
+def test_summary2_is_summary_with_every_argument(fit):
+    kw = dict(yname="Y", xname=["a", "b"], title="T", alpha=0.1, rate_ratios=True, corr=True)
+    text = fit.summary2(**kw).as_text()
+    assert text == fit.summary(**kw).as_text()
+    assert "T" == text.splitlines()[0].strip()
+    assert "[0.05" in text and "0.95]" in text and "Y" in text
+    assert text != fit.summary2(**dict(kw, corr=False)).as_text()
+    assert text != fit.summary2(**dict(kw, rate_ratios=False)).as_text()
+    assert text != fit.summary2(**dict(kw, xname=["c", "d"])).as_text()
+
+
+def test_attributes_from_the_fit(fit):
+    assert fit.nobs == 200 and fit.n_groups == 4
+    np.testing.assert_array_equal(fit.group_sizes, [50, 50, 50, 50])
+    assert fit.df_resid == 196.0 and fit.df_model == 1
+    np.testing.assert_allclose(fit.fittedvalues[:10], np.exp(REF["fitted_head"]), rtol=1e-5)
+    np.testing.assert_allclose(fit.resid, fit.model.endog - fit.fittedvalues)
+    np.testing.assert_allclose(np.asarray(fit.ddf), DF)
+    assert fit.n_iter == REF["n_iter"] and fit.converged
+    np.testing.assert_allclose(np.asarray(fit.cov_re), REF["cov_re"]["slide"], rtol=1e-3)
+    assert fit.vcomp.shape == (0,) and fit.separation is None and not fit.is_singular
+    assert fit.exog_re_names == ["slide"] and fit.vc_names == []
+    assert fit.theta_source == "glm.nb" and fit.method == "pql"
+    assert fit.fit_options["ddf"] == "nlme" and fit.ddf_method == "nlme"
+    np.testing.assert_allclose(fit.scale_sd, REF["resid_sd"], rtol=1e-4)
+    fit.remove_data()
+    for name in ("fittedvalues", "resid", "resid_working", "_working_weights",
+                 "_working_response"):
+        assert getattr(fit._results if hasattr(fit, "_results") else fit, name) is None
