@@ -292,8 +292,9 @@ class NegBinMixedGLM(base.LikelihoodModel):
         nagq : int
             Quadrature points of ``method="agq"`` (25 as lme4's maximum).
         use_t : bool
-            For the ML methods: t-tests on nlme's between/within df (default)
-            or, with ``False``, z-tests as ``glmer``/``glmmTMB`` print.
+            t-tests on the denominator df of ``ddf`` (default; for the ML
+            methods nlme's between/within df) or, with ``False``, z-tests as
+            ``glmer``/``glmmTMB`` print; glmmPQL itself always uses t.
         **kwargs
             None is accepted: ``cov_type`` (robust covariances) and the like
             raise rather than be ignored.
@@ -407,8 +408,8 @@ class NegBinMixedGLM(base.LikelihoodModel):
         res = NegBinMixedGLMResults(
             self, params, normalized, scale, pql=pql, theta=theta,
             theta_fit=theta_fit, ddf=ddf, separation=separation,
-            fit_options={"maxiter": maxiter, "tol": tol, "ddf": ddf_method},
-            ddf_method=ddf_method, working_lmm=working, sensitivity=sens)
+            fit_options={"maxiter": maxiter, "tol": tol, "ddf": ddf_method, "use_t": bool(use_t)},
+            ddf_method=ddf_method, working_lmm=working, sensitivity=sens, use_t=bool(use_t))
         if res.is_singular:
             warnings.warn("boundary (singular) fit: " + "; ".join(res.singular_components)
                           + " (see res.singular_components)", SingularFitWarning, stacklevel=2)

@@ -31,9 +31,6 @@ def test_conf_int_alpha_and_cols(fit):
     np.testing.assert_allclose(fit._results.conf_int(0.1, cols=[1]), expect[[1]], rtol=1e-5)
 
 
-
-
-
 def test_wald_test_terms_passes_its_arguments(fit):
     assert list(fit.wald_test_terms(skip_single=True).table.index) == []
     extra = fit.wald_test_terms(extra_constraints=[("both", np.eye(2))]).table
@@ -77,3 +74,18 @@ def test_attributes_from_the_fit(fit):
     for name in ("fittedvalues", "resid", "resid_working", "_working_weights",
                  "_working_response"):
         assert getattr(fit._results if hasattr(fit, "_results") else fit, name) is None
+
+
+def test_pql_use_t_false_gives_z_tests(seed_data):
+    """``fit(use_t=False)`` reaches a PQL fit: normal intervals and p-values, z in the summary.
+
+    Before, a PQL fit kept its t-tests on 2 df without a word.
+    """
+    res = NegBinMixedGLM.from_formula("counts ~ RNAi", seed_data, groups="slide").fit(use_t=False)
+    q = stats.norm.ppf(0.975)
+    np.testing.assert_allclose(np.asarray(res.conf_int()),
+                               np.column_stack([B - q * SE, B + q * SE]), rtol=1e-5)
+    # the slope's p-value only: the intercept's (1e-237) amplifies the rounding of R's SE
+    np.testing.assert_allclose(np.asarray(res.pvalues)[1], 2 * stats.norm.sf(abs(B[1] / SE[1])),
+                               rtol=1e-3)
+    assert "P>|z|" in res.summary().as_text() and not res.use_t
