@@ -226,12 +226,6 @@ def check_factor_levels(data, columns):
     "contrasts can be applied only to factors with 2 or more levels".
     """
     for c in columns:
-        if isinstance(data[c].dtype, pd.CategoricalDtype):
-            # the codes say it without comparing labels (-1 is missing)
-            codes = data[c].cat.codes.to_numpy()
-            codes = codes[codes >= 0]
-            if not len(codes) or (codes != codes[0]).any():
-                continue
         values = data[c].dropna()
         if len(values) and not (values != values.iloc[0]).any():
             raise ValueError(f"column {c!r} has a single level ([{values.iloc[0]!r}]) in the rows "

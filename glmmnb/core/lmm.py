@@ -501,11 +501,23 @@ class _Reducer:
 
     def deviance(self, theta):
         S, logdet, _ = self.reduce(_split_theta(theta, self.levels))
-        _, r2, _ = self.solve_fixed(S)
+        root = self.root_deviance(S, logdet)
+        return np.inf if root is None else root[0]
+
+    def root_deviance(self, S, logdet):
+        """Profiled deviance from the root statistics ``S``, with ``u = (-beta, 1)`` and ``r^2``.
+
+        ``r^2 = u' S u`` at the optimal beta, which the exact gradients
+        differentiate; ``None`` where the residual sum is not positive.
+        """
+        beta, r2, _ = self.solve_fixed(S)
         n = self.nobs
         if r2 <= 0.0:
-            return np.inf
-        return n * np.log(2.0 * np.pi * r2 / n) + n + logdet - self.sum_log_w
+            return None
+        u = np.zeros(self.d)
+        u[self.xi] = -beta
+        u[self.d - 1] = 1.0
+        return n * np.log(2.0 * np.pi * r2 / n) + n + logdet - self.sum_log_w, u, r2
 
 
 def fit_lmm(X, z, w, Z, levels, theta0=None, tol=1e-12):

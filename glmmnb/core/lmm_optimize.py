@@ -69,14 +69,11 @@ def _single_level_gradient(red, theta):
     W = L @ K
     t = sg["Tr"].reshape(-1, q, d)
     S = sg["Tsum"] - t.reshape(-1, d).T @ (W @ t).reshape(-1, d)
-    beta, r2, _ = red.solve_fixed(S)
-    n = red.nobs
-    if r2 <= 0.0:
+    root = red.root_deviance(S, logdet)
+    if root is None:
         return None
-    dev = n * np.log(2.0 * np.pi * r2 / n) + n + logdet - red.sum_log_w
-    u = np.zeros(d)
-    u[red.xi] = -beta
-    u[d - 1] = 1.0
+    dev, u, r2 = root
+    n = red.nobs
     v = t @ u                                                    # (G, q)
     Kv = np.einsum("gij,gj->gi", K, v)
     Ev = v - np.einsum("gji,gj->gi", W @ P, v)                   # E' v = v - P W v
@@ -98,11 +95,11 @@ def _pair_gradient(red, theta):
     if out is None:
         return None
     S, logdet = out
-    beta, r2, _ = red.solve_fixed(S)
-    n, d = red.nobs, red.d
-    if r2 <= 0.0:
+    root = red.root_deviance(S, logdet)
+    if root is None:
         return None
-    dev = n * np.log(2.0 * np.pi * r2 / n) + n + logdet - red.sum_log_w
+    dev, u, r2 = root
+    n, d = red.nobs, red.d
     a, b, c = theta
     Trr = red._single["Trr"]
     p, q, s = Trr[:, 0, 0], Trr[:, 0, 1], Trr[:, 1, 1]
@@ -113,9 +110,6 @@ def _pair_gradient(red, theta):
     i00, i01, i11 = m11 / det, -m01 / det, m00 / det
     k00, k01, k10, k11 = i00 * a, i00 * b + i01 * c, i01 * a, i01 * b + i11 * c
     w00, w01, w11 = a * k00, a * k01, b * k01 + c * k11
-    u = np.zeros(d)
-    u[red.xi] = -beta
-    u[d - 1] = 1.0
     t = red._single["Tr"].reshape(-1, 2, d)
     v0, v1 = t[:, 0, :] @ u, t[:, 1, :] @ u
     kv0, kv1 = k00 * v0 + k01 * v1, k10 * v0 + k11 * v1
@@ -162,15 +156,11 @@ def _nested_gradient(red, theta):
         P = red._sum_to_parent[i]
         T = (S.sum(axis=0, keepdims=True) if P is None
              else (P @ S.reshape(S.shape[0], -1)).reshape(-1, red.d, red.d))
-    S = T[0]
-    beta, r2, _ = red.solve_fixed(S)
-    n, d = red.nobs, red.d
-    if r2 <= 0.0:
+    root = red.root_deviance(T[0], logdet)
+    if root is None:
         return None
-    dev = n * np.log(2.0 * np.pi * r2 / n) + n + logdet - red.sum_log_w
-    u = np.zeros(d)
-    u[red.xi] = -beta
-    u[d - 1] = 1.0
+    dev, u, r2 = root
+    n, d = red.nobs, red.d
     Gbar = (n / r2) * np.outer(u, u)[None]
     grads = [None] * len(levels)
     for i, (Tr, Minv, N) in zip(range(len(levels)), reversed(tape)):
