@@ -18,8 +18,8 @@ from patsy import EvalEnvironment, ModelDesc, PatsyError
 from statsmodels.formula._manager import FormulaManager
 
 __all__ = ["referenced_columns", "response_columns", "factor_columns", "bar_terms",
-           "drop_unused_levels", "caller_env", "strings_as_categorical", "re_design",
-           "nested_labels", "constraint_matrix", "term_columns", "new_design",
+           "drop_unused_levels", "caller_env", "strings_as_categorical", "string_categorical",
+           "re_design", "nested_labels", "constraint_matrix", "term_columns", "new_design",
            "categorical_levels"]
 
 _INDICATOR = re.compile(r"^\s*0\s*\+\s*C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)\s*$")
@@ -149,34 +149,53 @@ def strings_as_categorical(data, columns):
 
     patsy codes a string column one value at a time in Python (a type sniff
     and a missing-value check per row, seconds at a million rows) but a
-    Categorical in one vectorised step.  The categories are the sorted
-    distinct strings, which are the levels patsy picks for the strings
-    themselves, so the design, its column names and the stored levels (used
-    to predict on new data) are the same.  Only columns holding nothing but
-    strings are converted; the caller's frame is not modified.
+    Categorical in one vectorised step, and the missing-value checks read a
+    Categorical's codes instead of a million Python strings.  The
+    categories are the sorted distinct strings, which are the levels patsy
+    picks for the strings themselves, so the design, its column names and
+    the stored levels (used to predict on new data) are the same.  Only
+    columns holding nothing but strings and missing values are converted (a
+    missing value becomes a missing category code); the caller's frame is
+    not modified.
 
     Examples
     --------
     >>> import pandas as pd
-    >>> d = pd.DataFrame({"g": ["b", "a"], "x": [1.0, 2.0]})
-    >>> strings_as_categorical(d, ["g", "x"])["g"].cat.categories.tolist(), d["g"].dtype.kind
-    (['a', 'b'], 'O')
+    >>> d = pd.DataFrame({"g": ["b", "a", None], "x": [1.0, 2.0, 3.0]})
+    >>> out = strings_as_categorical(d, ["g", "x"])
+    >>> out["g"].cat.categories.tolist(), out["g"].isna().tolist(), d["g"].dtype.kind
+    (['a', 'b'], [False, False, True], 'O')
     """
     convert = [c for c in columns if _all_strings(data[c])]
     if not convert:
         return data
     out = data.copy(deep=False)
     for c in convert:
-        # from the codes of one hash pass: half the time of pd.Categorical(strings)
-        codes, uniques = pd.factorize(np.asarray(data[c], dtype=object), sort=True)
-        out[c] = pd.Categorical.from_codes(codes, categories=uniques)
+        out[c] = string_categorical(data[c])
     return out
+
+
+def string_categorical(column):
+    """``column`` (a Series) as a Categorical of its sorted strings, or unchanged.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> string_categorical(pd.Series(["s2", "s1", "s2"])).cat.codes.tolist()
+    [1, 0, 1]
+    """
+    if column is None or not _all_strings(column):
+        return column
+    # from the codes of one hash pass: half the time of pd.Categorical(strings)
+    codes, uniques = pd.factorize(np.asarray(column, dtype=object), sort=True)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=uniques),
+                     index=column.index, name=column.name)
 
 
 def _all_strings(column):
     if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype.kind not in "OTU":
         return False
-    return pd.api.types.infer_dtype(column, skipna=False) == "string"
+    return pd.api.types.infer_dtype(column, skipna=True) == "string"
 
 
 def re_design(re_formula, data, group_name, eval_env=None):

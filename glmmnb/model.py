@@ -136,7 +136,9 @@ class NegBinMixedGLM(base.LikelihoodModel):
         self.endog = _validation.check_counts(self.endog, self.endog_names, index)
         self.exog = _validation.check_design(self.exog, self.exog_names)
         nobs = self.endog.shape[0]
-        self.groups = _validation.check_groups(self.groups, nobs)
+        labels = self.groups
+        self.groups = _validation.check_groups(labels, nobs)
+        coded = _category_codes(labels)
         self._offset = _validation.check_offset(self.offset, self.exposure, nobs, index)
         if self.exog_re is None:
             Z = np.ones((nobs, 1))
@@ -151,7 +153,8 @@ class NegBinMixedGLM(base.LikelihoodModel):
                   for k, v in self.vc_groups.items()]
         if nested:
             Z = np.column_stack([Z, np.ones(nobs)])
-        self.levels, self.group_labels = build_levels(self.groups, nested, k_re, Z.shape[1] - 1)
+        self.levels, self.group_labels = build_levels(self.groups, nested, k_re, Z.shape[1] - 1,
+                                                      coded)
         _validation.check_grouping(self.endog, self.levels[0].codes, self.group_labels[0])
         self._Z = Z
         self.k_re = k_re
@@ -687,16 +690,36 @@ def _formula_rows(data, formula, re_formula, vc_formula, extra, names, subset, m
         extra = {k: None if v is None else v.iloc[rows] for k, v in extra.items()}
     _validation_formula.check_response_columns(data, _formula.response_columns(data, formula))
     cols = _formula.referenced_columns(data, formula, re_formula, *(vc_formula or {}).values())
-    arrays = {f"column {c!r}": data[c] for c in cols}
+    # strings become Categoricals first: every later check then reads codes
+    frame = _formula.strings_as_categorical(data, cols)
+    extra["groups"] = _formula.string_categorical(extra["groups"])
+    arrays = {f"column {c!r}": frame[c] for c in cols}
     arrays.update({f"{k} ({names[k]!r})": v for k, v in extra.items() if v is not None})
     keep = _validation.missing_mask(arrays, missing, data.index)
     if keep is not None:
-        data = data.loc[keep]
+        data, frame = data.loc[keep], frame.loc[keep]
         extra = {k: None if v is None else v.loc[keep] for k, v in extra.items()}
     data = _formula.drop_unused_levels(data, cols)
-    frame = _formula.strings_as_categorical(data, cols)
+    frame = _formula.drop_unused_levels(frame, cols)
     _validation_formula.check_factor_levels(frame, _formula.factor_columns(data, formula))
     return data, frame, extra, keep
+
+
+def _category_codes(groups):
+    """``factorize(groups)`` read off a pandas Categorical, or None if it must be computed.
+
+    Only a Categorical whose categories are sorted, all used and never
+    missing has the codes and labels that factorizing its values would give.
+    """
+    if not isinstance(getattr(groups, "dtype", None), pd.CategoricalDtype):
+        return None
+    cat = groups.array if isinstance(groups, pd.Series) else pd.Categorical(groups)
+    codes = np.asarray(cat.codes, dtype=np.intp)
+    cats = cat.categories
+    if len(codes) == 0 or not cats.is_monotonic_increasing or codes.min() < 0 \
+            or np.bincount(codes, minlength=len(cats)).min() == 0:
+        return None
+    return codes, np.asarray(cats)
 
 
 def _shallow_copy(obj):

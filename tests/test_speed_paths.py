@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from statsmodels.formula._manager import FormulaManager
+from statsmodels.tools.sm_exceptions import MissingDataError
 
 from conftest import REFERENCE
 from glmmnb import NegBinMixedGLM
@@ -61,6 +62,36 @@ def test_missing_drop_with_string_columns(seed_data):
                                       missing="drop").fit()
     assert res.model.n_dropped == 2 and res.nobs == 198
     assert list(res.params.index) == ["Intercept", "RNAi[T.Target]"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: s.astype("category"),
+    lambda s: pd.Categorical(s, categories=sorted(set(s), reverse=True)),
+    lambda s: pd.Categorical(s, categories=sorted(set(s)) + ["unused"]),
+    lambda s: pd.Series(s.to_numpy(), index=s.index).astype("string"),
+], ids=["sorted", "unsorted", "unused-category", "string-dtype"])
+def test_group_codes_from_categoricals_as_from_strings(seed_data, seed_fit, make):
+    # the codes of a Categorical are read only when they are factorize's codes
+    data = seed_data.assign(slide=make(seed_data["slide"].astype(object)))
+    res = NegBinMixedGLM.from_formula("counts ~ RNAi", data, groups="slide").fit()
+    assert res.model.group_labels[0].tolist() == seed_fit.model.group_labels[0].tolist()
+    np.testing.assert_array_equal(res.model.levels[0].codes, seed_fit.model.levels[0].codes)
+    np.testing.assert_allclose(res.ranef(), seed_fit.ranef(), rtol=1e-12)
+    np.testing.assert_allclose(res.params, seed_fit.params, rtol=1e-12)
+
+
+def test_missing_group_label_in_strings(seed_data):
+    data = seed_data.astype({"slide": object})
+    data.loc[[7, 120], "slide"] = None
+    with pytest.raises(MissingDataError, match=r"groups \('slide'\) has missing values in "
+                                               r"2 row\(s\) \(7, 120\)"):
+        NegBinMixedGLM.from_formula("counts ~ RNAi", data, groups="slide")
+    res = NegBinMixedGLM.from_formula("counts ~ RNAi", data, groups="slide", missing="drop")
+    kept = seed_data.drop(index=[7, 120])
+    plain = NegBinMixedGLM.from_formula("counts ~ RNAi", kept, groups="slide")
+    np.testing.assert_array_equal(res.levels[0].codes, plain.levels[0].codes)
+    assert res.group_labels[0].tolist() == plain.group_labels[0].tolist()
+    assert data["slide"].isna().sum() == 2
 
 
 @pytest.mark.parametrize("labels, kinds", [

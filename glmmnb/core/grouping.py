@@ -92,7 +92,9 @@ def _factorize_fast(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def build_levels(groups: ArrayLike, nested: Sequence[tuple[str, ArrayLike]], k_re: int,
-                 zcols_inner: int = 0) -> tuple[list[Level], list[np.ndarray]]:
+                 zcols_inner: int = 0,
+                 coded: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> tuple[list[Level], list[np.ndarray]]:
     """Levels for a random part: ``groups`` with ``k_re`` coefficients, then nested.
 
     Parameters
@@ -107,6 +109,10 @@ def build_levels(groups: ArrayLike, nested: Sequence[tuple[str, ArrayLike]], k_r
         of Z).
     zcols_inner : int
         Column of Z holding the ones that the nested intercepts use.
+    coded : (ndarray of int, ndarray), optional
+        ``factorize(groups)`` when the caller has it already (a pandas
+        Categorical's codes and sorted categories), to skip hashing the
+        labels again.
 
     Returns
     -------
@@ -122,7 +128,7 @@ def build_levels(groups: ArrayLike, nested: Sequence[tuple[str, ArrayLike]], k_r
     >>> [lev.n_groups for lev in levels], labels[1].tolist()
     ([2, 3], ['a/1', 'a/2', 'b/1'])
     """
-    codes, uniques = factorize(groups)
+    codes, uniques = factorize(groups) if coded is None else coded
     levels = [Level(codes, len(uniques), tuple(range(k_re)), None, "groups")]
     names = [uniques]
     for name, lab in nested:

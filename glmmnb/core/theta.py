@@ -164,8 +164,17 @@ def theta_ml(y: np.ndarray, mu: np.ndarray, theta0: float | None = None, tol: fl
     return t, _score_info(t, y, mu, table)[1]
 
 
-START_ROWS = 10_000
-"""Rows of the subsample whose alternating fit starts the joint Newton steps."""
+START_ROWS = 5_000
+"""Rows of the subsample whose alternating fit starts the joint Newton steps.
+
+Its estimate is off the full-data one by about ``1 / sqrt(START_ROWS)``,
+well inside the region where Newton's steps converge quadratically: at 1e5
+and 1e6 rows 5 000 rows take the same three passes as 10 000 did, and 2 000
+take four."""
+
+START_TOL = 1e-4
+"""Relative theta change at which the subsample's alternation stops: a start
+needs no more digits than the subsample's own sampling error gives it."""
 
 
 def estimate_theta(y: np.ndarray, X: np.ndarray, offset: np.ndarray, tol: float = 1e-10,
@@ -237,8 +246,8 @@ def _subsample_start(y: np.ndarray, X: np.ndarray, offset: np.ndarray, tol: floa
     if not ys.any() or np.all(ys == ys[0]):
         return None
     try:
-        fit = _alternate(ys, np.ascontiguousarray(X[rows]), offset[rows], tol, maxiter,
-                         _CountTable(ys))
+        fit = _alternate(ys, np.ascontiguousarray(X[rows]), offset[rows], max(tol, START_TOL),
+                         maxiter, _CountTable(ys))
     except (np.linalg.LinAlgError, ValueError):
         return None
     if fit.at_limit or not np.isfinite(fit.theta):
