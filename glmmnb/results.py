@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.base import model as base
 from statsmodels.base import wrapper as wrap
+from statsmodels.base.data import PandasData
 from statsmodels.stats.contrast import ContrastResults
 
 from . import inference
@@ -726,8 +727,21 @@ class NegBinMixedGLMResultsWrapper(base.LikelihoodResultsWrapper):
         "cov_re": ("generic_columns_2d", "exog_re_names"),
     }
     _wrap_attrs = wrap.union_dicts(base.LikelihoodResultsWrapper._wrap_attrs, _attrs)
-    _methods = {}
-    _wrap_methods = wrap.union_dicts(base.LikelihoodResultsWrapper._wrap_methods, _methods)
+    # conf_int is labelled below: statsmodels' "columns" wrapping labels all
+    # parameters, and fails on the rows that ``cols`` selects
+    _wrap_methods = {k: v for k, v in base.LikelihoodResultsWrapper._wrap_methods.items()
+                     if k != "conf_int"}
+
+    def conf_int(self, alpha=0.05, cols=None):
+        ci = self._results.conf_int(alpha=alpha, cols=cols)
+        names = getattr(self.model.data, "param_names", None)
+        if not isinstance(self.model.data, PandasData) or names is None:
+            return ci
+        if cols is not None:
+            names = np.asarray(names, dtype=object)[np.asarray(cols)]
+        return pd.DataFrame(ci, index=list(np.atleast_1d(names)))
+
+    conf_int.__doc__ = NegBinMixedGLMResults.conf_int.__doc__
 
 
 wrap.populate_wrapper(NegBinMixedGLMResultsWrapper, NegBinMixedGLMResults)

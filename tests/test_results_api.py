@@ -31,6 +31,26 @@ def test_conf_int_alpha_and_cols(fit):
     np.testing.assert_allclose(fit._results.conf_int(0.1, cols=[1]), expect[[1]], rtol=1e-5)
 
 
+@pytest.mark.parametrize("cols", [[1], [1, 0], None])
+def test_conf_int_cols_labelled_on_pandas_data(fit, cols):
+    # statsmodels' wrapper labels every parameter and raised on a selection
+    names = ["Intercept", "RNAi[T.Target]"]
+    q = stats.t.ppf(0.975, DF)
+    expect = np.column_stack([B - q * SE, B + q * SE])
+    rows = list(range(2)) if cols is None else cols
+    ci = fit.conf_int(cols=cols)
+    assert list(ci.index) == [names[j] for j in rows] and list(ci.columns) == [0, 1]
+    np.testing.assert_allclose(ci.to_numpy(), expect[rows], rtol=1e-5)
+
+
+def test_conf_int_of_array_data_is_an_array(seed_data):
+    X = np.column_stack([np.ones(200), seed_data["RNAi"] == "Target"])
+    res = NegBinMixedGLM(seed_data["counts"].to_numpy(), X, seed_data["slide"].to_numpy()).fit()
+    ci = res.conf_int(cols=[1])
+    assert isinstance(ci, np.ndarray) and ci.shape == (1, 2)
+    np.testing.assert_allclose(ci[0], np.asarray(res.conf_int())[1])
+
+
 def test_wald_test_terms_passes_its_arguments(fit):
     assert list(fit.wald_test_terms(skip_single=True).table.index) == []
     extra = fit.wald_test_terms(extra_constraints=[("both", np.eye(2))]).table
