@@ -109,3 +109,49 @@ def test_pql_use_t_false_gives_z_tests(seed_data):
     np.testing.assert_allclose(np.asarray(res.pvalues)[1], 2 * stats.norm.sf(abs(B[1] / SE[1])),
                                rtol=1e-3)
     assert "P>|z|" in res.summary().as_text() and not res.use_t
+
+
+P, T, COV = (np.array(REF[k], float) for k in ("pvalues", "tvalues", "cov_params"))
+
+
+def test_t_test_of_several_rows_uses_each_rows_df(fit):
+    tt = fit.t_test(np.eye(2))
+    np.testing.assert_array_equal(np.asarray(tt.df_denom), DF)
+    np.testing.assert_allclose(np.ravel(tt.effect), B, rtol=1e-6)
+    np.testing.assert_allclose(np.ravel(tt.sd), SE, rtol=1e-5)
+    np.testing.assert_allclose(np.ravel(tt.tvalue), T, rtol=1e-5)
+    # R prints p from t on 196 and 2 df; p is as accurate as the rounded SE
+    np.testing.assert_allclose(np.ravel(tt.pvalue), P, rtol=1e-3)
+
+
+def test_t_test_with_another_covariance(fit):
+    # twice the variance: t / sqrt(2), on the same df (a hand calculation)
+    tt = fit.t_test("RNAi[T.Target] = 0", cov_p=2.0 * np.asarray(fit.cov_params()))
+    t = T[1] / np.sqrt(2.0)
+    assert float(tt.df_denom) == 2
+    np.testing.assert_allclose(float(np.squeeze(tt.tvalue)), t, rtol=1e-5)
+    np.testing.assert_allclose(float(tt.pvalue), 2 * stats.t.sf(t, 2), rtol=1e-4)
+
+
+def test_wald_test_arguments(fit):
+    cov = np.asarray(fit.cov_params())
+    F = T[1] ** 2
+    # invcov is the inverse covariance of the contrast (statsmodels), here 1 / var(b1)
+    for kw in ({}, {"cov_p": cov}, {"invcov": np.array([[1.0 / cov[1, 1]]])}):
+        wt = fit.wald_test("RNAi[T.Target] = 0", **kw)
+        np.testing.assert_allclose(float(np.squeeze(wt.fvalue)), F, rtol=1e-5)
+        assert (int(wt.df_num), int(wt.df_denom)) == (1, 2)
+        np.testing.assert_allclose(float(wt.pvalue), P[1], rtol=1e-3)
+    wt = fit.wald_test("RNAi[T.Target] = 0", cov_p=2.0 * cov)
+    np.testing.assert_allclose(float(np.squeeze(wt.fvalue)), F / 2, rtol=1e-5)
+    wt = fit.wald_test("RNAi[T.Target] = 0", df_constraints=2)
+    # statsmodels divides the statistic by the numerator df it is given
+    assert int(wt.df_num) == 2
+    np.testing.assert_allclose(float(np.squeeze(wt.fvalue)), F / 2, rtol=1e-5)
+    np.testing.assert_allclose(float(wt.pvalue), stats.f.sf(F / 2, 2, 2), rtol=1e-4)
+    wt = fit.wald_test("RNAi[T.Target] = 0", scalar=False)
+    assert np.shape(wt.fvalue) == (1, 1)
+    with pytest.warns(UserWarning, match="ignores the grouping"):
+        chi = fit.wald_test("RNAi[T.Target] = 0", use_f=False)
+    np.testing.assert_allclose(float(np.squeeze(chi.statistic)), F, rtol=1e-5)
+    np.testing.assert_allclose(float(chi.pvalue), stats.chi2.sf(F, 1), rtol=1e-3)
