@@ -48,3 +48,24 @@ def test_alternation_cut_short_is_not_converged():
     full = estimate_theta(y, X, np.zeros(y.size))
     short = estimate_theta(y, X, np.zeros(y.size), maxiter=1)
     assert full.converged and not short.converged and short.n_iter == 1
+
+
+@pytest.mark.parametrize("theta0", [2e6, 1e7, THETA_MAX])
+def test_poisson_side_read_off_the_leading_term(theta0):
+    """Past 1e6 the score is rounding noise; underdispersion still means the limit.
+
+    Hand calculation: the score's leading term is sum(y - (y - mu)^2) / (2 theta^2),
+    here (1000 - 100) / (2 theta^2) > 0 for means a rounding away from the mean.
+    """
+    from glmmnb.core.batched_theta import theta_ml_batch
+
+    y = np.tile([4.0, 5.0, 6.0, 5.0], 50)
+    mu = np.full(y.size, 5.0 * (1 + 1e-12))
+    assert theta_ml(y, mu, theta0=theta0)[0] == THETA_MAX
+    theta, _ = theta_ml_batch(np.vstack([y, y]), np.vstack([mu, mu]), theta0=np.full(2, theta0))
+    assert theta.tolist() == [THETA_MAX, THETA_MAX]
+    # overdispersed counts keep a finite estimate from the same far start
+    y2 = np.tile([0.0, 10.0, 2.0, 8.0], 50)
+    assert theta_ml(y2, np.full(y2.size, 5.0), theta0=theta0)[0] < 10
+    far, _ = theta_ml_batch(y2[None], np.full((1, y2.size), 5.0), theta0=np.array([theta0]))
+    assert far[0] == pytest.approx(theta_ml(y2, np.full(y2.size, 5.0))[0], rel=1e-8)

@@ -17,7 +17,7 @@ from scipy import special
 
 from .batched_glm import (BatchGLM, CrossProducts, fit_nb_glm_batch, linear_predictor,
                           select, solve_spd, weights)
-from .theta import THETA_MAX
+from .theta import POISSON_SIDE, THETA_MAX
 
 QUAD_STOP = 1e-7
 """A Newton step in ``log(theta)`` below this ends the theta iteration (see theta_ml_batch)."""
@@ -163,6 +163,17 @@ def theta_ml_batch(Y: np.ndarray, mu: np.ndarray, theta0: np.ndarray | None = No
     active = np.arange(Y.shape[0])
     last = np.zeros(Y.shape[0])
     for _ in range(maxiter):
+        # beyond POISSON_SIDE the score is rounding noise; its sign is read
+        # off the leading term, as in the single fit
+        far = log_t[active] > np.log(POISSON_SIDE)
+        if far.any():
+            idx = active[far]
+            pois = np.sum(Y[idx] - np.square(Y[idx] - mu[idx]), axis=1) >= 0.0
+            capped[idx[pois]] = True
+            log_t[idx[~pois]] -= 2.0
+            active = np.setdiff1d(active, idx[pois], assume_unique=True)
+            if active.size == 0:
+                break
         a = select(active, Y.shape[0])
         t = np.exp(log_t[a])
         score, info = _score_info(t, Y[a], mu[a], table if isinstance(a, slice)

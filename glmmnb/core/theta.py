@@ -150,6 +150,12 @@ def theta_ml(y: np.ndarray, mu: np.ndarray, theta0: float | None = None, tol: fl
     log_t = np.log(min(max(theta0, 1e-8), THETA_MAX))
     for _ in range(maxiter):
         t = np.exp(log_t)
+        if t > POISSON_SIDE:
+            if _poisson_side(y, mu):
+                return THETA_MAX, _score_info(THETA_MAX, y, mu, table)[1]
+            # the score is negative there: come down at Newton's largest step
+            log_t -= 2.0
+            continue
         score, info = _score_info(t, y, mu, table)
         grad = t * score
         hess = -(t ** 2) * info + t * score
@@ -162,6 +168,20 @@ def theta_ml(y: np.ndarray, mu: np.ndarray, theta0: float | None = None, tol: fl
             break
     t = float(np.exp(log_t))
     return t, _score_info(t, y, mu, table)[1]
+
+
+POISSON_SIDE = 1e6
+"""Theta beyond which the score's sign is read off its leading term.
+
+The score is a difference of terms of size ``n log(theta)`` whose sum is
+``sum(y - (y - mu)^2) / (2 theta^2)`` to leading order, so that beyond about
+1e6 it is rounding noise (which way Newton then went depended on the
+machine's arithmetic)."""
+
+
+def _poisson_side(y: np.ndarray, mu: np.ndarray) -> bool:
+    """True if the variance about ``mu`` is at most the mean (score > 0 at large theta)."""
+    return float(np.sum(y - np.square(y - mu))) >= 0.0
 
 
 START_ROWS = 5_000
