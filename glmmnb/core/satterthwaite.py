@@ -392,7 +392,17 @@ def ftest_ddf(sens: VarianceSensitivity, L: np.ndarray, eps: float = np.sqrt(np.
     20.0
     """
     L = np.atleast_2d(np.asarray(L, float))
-    d, P = np.linalg.eigh(L @ sens.cov_params @ L.T)
+    M = L @ sens.cov_params @ L.T
+    M = 0.5 * (M + M.T)
+    diag = np.diag(M)
+    if np.all(np.abs(M - np.diag(diag)) <= 1e-12 * np.sqrt(np.abs(np.outer(diag, diag)))):
+        # Already diagonal (sequential contrasts are built so): the rows of L
+        # are the directions.  eigh would return an arbitrary rotation of any
+        # tied eigenvalues' space, chosen by the last bits of the arithmetic,
+        # and each rotation gives other per-direction df.
+        d, P = diag, np.eye(len(diag))
+    else:
+        d, P = np.linalg.eigh(M)
     order = np.argsort(d)[::-1]
     d, P = d[order], P[:, order]
     keep = d > max(eps * d[0], 0.0)
