@@ -171,11 +171,15 @@ def _fit_sub(md: ManyDesign, Ys: np.ndarray, sub: np.ndarray, out: dict, errors:
         glm = fit_nb_glm_batch(Ys, d.cross, d.offset, theta)
         runaway = np.zeros(F, dtype=bool)
         theta_conv, se = np.ones(F, dtype=bool), np.full(F, np.nan)
-    for f in np.flatnonzero(~glm.ok):
+    with np.errstate(invalid="ignore"):
+        glm_bad = _degenerate(Ys, glm.mu, "the fixed-effects NB GLM", separation=True)
+    separated = np.array(["complete separation" in m for m in glm_bad], dtype=bool)
+    # a separated feature can also leave the normal equations singular (the
+    # weights of its zero rows underflow); separation is the cause to report
+    for f in np.flatnonzero(~glm.ok & ~separated):
         errors[sub[f]] = ("LinAlgError: the NB GLM's normal equations are not positive "
                           "definite; the counts cannot identify the fixed effects")
-    glm_bad = _degenerate(Ys, glm.mu, "the fixed-effects NB GLM", separation=True)
-    for f in np.flatnonzero(glm.ok & (glm_bad != "")):
+    for f in np.flatnonzero((glm.ok | separated) & (glm_bad != "")):
         errors[sub[f]] = glm_bad[f]
     ok = glm.ok & (glm_bad == "")
     pql = fit_pql_batch(d, Ys[ok], theta[ok], glm.eta[ok], glm.mu[ok],
