@@ -220,7 +220,10 @@ def _default_theta(levels):
 def _optimize(red, theta0, tol):
     levels = red.levels
     if len(levels) == 1 and levels[0].k_re == 1:
-        return _optimize_scalar(red, float(theta0[0]), tol)
+        # its (K, G) @ (G, d^2) products woke OpenBLAS's second thread ~20
+        # times a fit: 0.35 ms each on a busy machine, 0.01 ms on one thread
+        with one_blas_thread():
+            return _optimize_scalar(red, float(theta0[0]), tol)
     bounds = _bounds(levels)
     options = {"ftol": tol, "gtol": 1e-9, "maxiter": 1000}
     # the exact gradient: one deviance evaluation per step instead of
