@@ -259,3 +259,22 @@ def test_variance_gradient_matches_differences(k_re):
                 for e in np.eye(theta.size) * h]
         assert dev == pytest.approx(red.deviance(theta), rel=1e-13)
         np.testing.assert_allclose(grad, diff, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_factorize_strings_is_pandas_sorted_factorize(fallback, monkeypatch):
+    from glmmnb._formula import factorize_strings
+
+    rng = np.random.default_rng(4)
+    labels = np.array(["s10", "s9", "S1", "é", "s1", "a b", ""], dtype=object)
+    values = labels[rng.integers(0, labels.size, 500)]
+    values[rng.integers(0, 500, 20)] = None
+    values[3] = np.nan
+    if fallback:
+        import pandas._libs.hashtable as ht
+
+        monkeypatch.delattr(ht, "StringHashTable")
+    codes, uniques = factorize_strings(values)
+    want_codes, want_uniques = pd.factorize(values, sort=True)
+    np.testing.assert_array_equal(codes, want_codes)
+    assert list(uniques) == list(want_uniques) == sorted(set(labels))
