@@ -66,15 +66,20 @@ def test_every_feature_is_its_single_fit(table, counts, cells):
             assert rows["error"].str.contains("complete separation").all(), name
             continue
         assert rows["error"].isna().all(), name
-        np.testing.assert_allclose(rows["coef"], res.params, atol=1e-6 * res.bse.min())
-        np.testing.assert_allclose(rows["bse"], res.bse, rtol=1e-6)
-        np.testing.assert_allclose(rows["p"], res.pvalues, rtol=1e-5, atol=1e-12)
+        # issue 12: within 1e-10 of the single fit (both take Newton's
+        # optimum of the same deviance); measured 7e-13 and 2e-12, and 2e-9 for
+        # the bse of a feature whose variance sits at the boundary (0 against 1e-14)
+        np.testing.assert_allclose(rows["coef"], res.params, atol=1e-10 * res.bse.min())
+        np.testing.assert_allclose(rows["bse"], res.bse, rtol=1e-8)
+        np.testing.assert_allclose(rows["p"], res.pvalues, rtol=1e-7, atol=1e-14)
         np.testing.assert_array_equal(rows["ddf"], res.ddf)
         assert rows["n_iter"].iloc[0] == res.n_iter
         assert bool(rows["converged"].iloc[0]) == res.converged
         if res.theta < 1e4:
             assert abs(rows["theta"].iloc[0] - res.theta) <= 1e-6 * res.se_theta
-        assert rows["var_re"].iloc[0] == pytest.approx(res.cov_re.iloc[0, 0], rel=2e-6, abs=1e-10)
+        # boundary floor: at a zero variance the batched Newton lands on 0 and
+        # the single fit's bounded search a relative SD of ~1e-7 (variance 1e-14)
+        assert rows["var_re"].iloc[0] == pytest.approx(res.cov_re.iloc[0, 0], rel=1e-9, abs=1e-12)
         ran_away = any("ran off" in m for m in caught)
         warning = rows["warning"].iloc[0]
         assert ran_away == (not pd.isna(warning) and "ran off" in warning)
