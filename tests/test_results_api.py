@@ -111,6 +111,22 @@ def test_pql_use_t_false_gives_z_tests(seed_data):
     assert "P>|z|" in res.summary().as_text() and not res.use_t
 
 
+def test_t_test_of_a_z_fit_is_a_z_test(seed_data):
+    """``t_test`` on a ``use_t=False`` fit: normal p-values, the covariance it is given."""
+    res = NegBinMixedGLM.from_formula("counts ~ RNAi", seed_data, groups="slide").fit(use_t=False)
+    zt = res.t_test("RNAi[T.Target] = 0")
+    assert zt.distribution == "norm"
+    np.testing.assert_allclose(float(np.squeeze(zt.effect)), B[1], rtol=1e-6)
+    np.testing.assert_allclose(float(np.squeeze(zt.sd)), SE[1], rtol=1e-5)
+    np.testing.assert_allclose(float(zt.pvalue), 2 * stats.norm.sf(abs(B[1] / SE[1])), rtol=1e-3)
+    cov = np.array(REF["cov_params"], float)
+    wide = res.t_test("RNAi[T.Target] = 0", cov_p=4.0 * cov)
+    se = np.sqrt(cov[1, 1])
+    np.testing.assert_allclose(float(np.squeeze(wide.sd)), 2 * se, rtol=1e-5)
+    np.testing.assert_allclose(float(wide.pvalue), 2 * stats.norm.sf(abs(B[1] / se) / 2),
+                               rtol=1e-3)
+
+
 P, T, COV = (np.array(REF[k], float) for k in ("pvalues", "tvalues", "cov_params"))
 
 
