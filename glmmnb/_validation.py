@@ -579,17 +579,26 @@ def count_problems(Y, codes, n_groups):
     """
     F = Y.shape[0]
     errors, warns = [None] * F, [[] for _ in range(F)]
-    nan, inf, neg = np.isnan(Y), np.isinf(Y), Y < 0
-    clean = np.where(np.isfinite(Y), Y, 0.0)
-    frac = (clean != np.round(clean)).sum(axis=1)
-    nonzero = (clean != 0).any(axis=1)
+    finite = np.isfinite(Y)
+    # the common case, every value finite, skips the NaN/inf masks and the copy
+    if finite.all():
+        clean, masks = Y, []
+    else:
+        clean = np.where(finite, Y, 0.0)
+        masks = [(np.isnan(Y), "missing (NaN)"), (np.isinf(Y), "infinite")]
+    masks.append((clean < 0, "negative"))
+    flagged = [(m.any(axis=1), m, what) for m, what in masks]
+    frac = (clean != np.trunc(clean)).sum(axis=1)
+    nz = clean != 0
+    nonzero = nz.any(axis=1)
     constant = np.all(clean == clean[:, :1], axis=1)
-    totals = np.add.reduceat(clean[:, np.argsort(codes, kind="stable")],
-                             np.searchsorted(np.sort(codes), np.arange(n_groups)), axis=1)
-    zero_groups = (totals == 0).sum(axis=1)
+    # a group's total is 0 iff none of its counts is non-zero (negative counts are errors)
+    hit = np.logical_or.reduceat(nz[:, np.argsort(codes, kind="stable")],
+                                 np.searchsorted(np.sort(codes), np.arange(n_groups)), axis=1)
+    zero_groups = n_groups - hit.sum(axis=1)
     for f in range(F):
-        for mask, what in ((nan, "missing (NaN)"), (inf, "infinite"), (neg, "negative")):
-            if mask[f].any():
+        for any_row, mask, what in flagged:
+            if any_row[f]:
                 errors[f] = (f"the counts have {what} values in {describe_rows(mask[f])}; "
                              "counts must be finite and >= 0")
                 break
