@@ -270,3 +270,26 @@ def test_an_unforeseen_failure_costs_one_feature_not_the_run(monkeypatch, cells)
     errors = out["error"].groupby(level="feature").first()
     assert errors.isna().sum() == 4 and "nobody checked" in errors["gene002"]
     assert out.loc["gene002", "coef"].isna().all() and out.loc["gene003", "coef"].notna().all()
+
+
+def test_bad_counts_are_recorded_per_feature_as_the_single_fit_words_them():
+    from glmmnb._validation import count_problems
+
+    codes = np.repeat(np.arange(3), 4)
+    base = np.arange(12, dtype=float) % 5 + 1
+    Y = np.vstack([base] * 6)
+    Y[0, 2] = np.nan
+    Y[1, 5] = np.inf
+    Y[2, 7] = -1.0
+    Y[3, 1] = 2.5
+    Y[4, 4:8] = 0.0                       # group 1 has no count
+    Y[5, 0], Y[5, 1] = np.nan, -3.0       # NaN is named before the negative value
+    errors, warns = count_problems(Y, codes, 3)
+    assert "missing (NaN) values in 1 row(s) (2)" in errors[0]
+    assert "infinite values in 1 row(s) (5)" in errors[1]
+    assert "negative values in 1 row(s) (7)" in errors[2]
+    assert errors[3] is None and "non-integer values in 1 row(s)" in warns[3][0]
+    assert errors[4] is None and warns[4][0].startswith("1 group(s) have a zero count")
+    assert "missing (NaN)" in errors[5]
+    clean, _ = count_problems(Y[[3, 4]], codes, 3)
+    assert clean == [None, None]
