@@ -95,3 +95,63 @@ def test_blups_match_dense_conditional_mean():
     b = psi * Zf.T @ np.linalg.solve(V, y - X @ fit.params)
     np.testing.assert_allclose(fit.random_effects[0][:, 0], b, rtol=1e-6, atol=1e-10)
     np.testing.assert_allclose(fit.fitted, X @ fit.params + Zf @ b, rtol=1e-8)
+
+
+@pytest.mark.parametrize("q", [2, 3])
+def test_gradient_falls_back_to_forward_differences(q, monkeypatch):
+    """Where the closed form gives up (a trial M_g not numerically PD), L-BFGS-B
+    gets the forward difference of the deviance with step 1e-7, which agrees
+    with the exact gradient to about that step."""
+    import glmmnb.core.lmm_optimize as opt
+    from glmmnb.core.lmm import _Reducer
+
+    rng = np.random.default_rng(7)
+    G, m = 12, 10
+    g = np.repeat(np.arange(G), m)
+    Z = np.column_stack([np.ones(G * m)] + [rng.normal(size=G * m) for _ in range(q - 1)])
+    X = Z[:, :2]
+    z = X @ [1.0, 0.5] + (rng.normal(size=(G, q)) * 0.5)[g].sum(axis=1) + rng.normal(size=G * m)
+    T = group_crossproducts(g, G, np.column_stack([Z, X, z]), np.ones(G * m))
+    red = _Reducer(T, [Level(g, G, tuple(range(q)))], G * m, 2, 0.0)
+    theta = np.concatenate([np.eye(q)[np.tril_indices(q)] * 0.7]) + 0.05
+    f_exact, g_exact = opt._deviance_and_gradient(red)(theta)
+    monkeypatch.setattr(opt, "_single_level_gradient", lambda red, theta: None)
+    monkeypatch.setattr(opt, "_pair_gradient", lambda red, theta: None)
+    f, grad = opt._deviance_and_gradient(red)(theta)
+    assert f == pytest.approx(f_exact, rel=1e-12)
+    # forward differences: off by ~ step * curvature, so 1e-5 absolute here
+    np.testing.assert_allclose(grad, g_exact, rtol=1e-4, atol=1e-5)
+    assert np.all(np.abs(grad - g_exact) > 0)            # a difference, not the closed form
+
+
+def test_newton_polish_keeps_brents_point_where_it_cannot_step():
+    """A singular X'V^-1X, a flat or concave deviance, or an uphill step: Brent's point stands."""
+    from glmmnb.core.lmm_optimize import _newton_polish
+
+    class Singular:
+        def derivatives_scalar(self, l):
+            raise np.linalg.LinAlgError("Singular matrix")
+
+    class Curved:
+        """deviance (s - s0)^2 + c in s = log(l^2), optionally flat or uphill."""
+
+        def __init__(self, s0, curvature=2.0, uphill=False):
+            self.s0, self.c, self.uphill = s0, curvature, uphill
+
+        def derivatives_scalar(self, l):
+            s = np.log(l * l)
+            dev = self.c / 2 * (s - self.s0) ** 2
+            return (dev if not self.uphill or s == np.log(4.0) else dev + 1.0,
+                    self.c * (s - self.s0), self.c)
+
+    assert _newton_polish(Singular(), 2.0, 1.0) == 2.0
+    assert _newton_polish(Curved(np.log(4.0) + 1e-3, curvature=1e-4), 2.0, 0.0) == 2.0
+    assert _newton_polish(Curved(np.log(4.0) + 0.3, uphill=True), 2.0, 0.0) == 2.0
+    # a quadratic: one Newton step lands on the optimum exactly
+    assert _newton_polish(Curved(np.log(4.0) + 0.3), 2.0, 1.0) == pytest.approx(
+        np.exp((np.log(4.0) + 0.3) / 2), rel=1e-14)
+    # a step is at most 0.5 in log(l^2), however far Newton would go
+    far = _newton_polish(Curved(np.log(4.0) + 3.0), 2.0, 10.0, steps=1)
+    assert far == pytest.approx(2.0 * np.exp(0.25), rel=1e-14)
+    near = _newton_polish(Curved(np.log(4.0) - 3.0), 2.0, 10.0, steps=1)
+    assert near == pytest.approx(2.0 * np.exp(-0.25), rel=1e-14)
