@@ -478,7 +478,7 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
         """
         from ._ml import lr_test
 
-        return lr_test(self, getattr(restricted, "_results", restricted))
+        return lr_test(self, restricted)
 
     def profile_ci(self, name="theta", alpha=0.05):
         """Profile-likelihood interval of theta or of a random-effect SD (ML fits).

@@ -223,6 +223,10 @@ def test_profile_ci_against_glmmtmb(name):
     ref = PROFILE[name]
     res = _fit(name, method="laplace")
     np.testing.assert_allclose(res.profile_ci("theta"), ref["theta_ci"], rtol=2e-3)
+    # theta is the default; a 50 % interval lies inside the 95 % one
+    np.testing.assert_array_equal(res.profile_ci(), res.profile_ci("theta"))
+    lo, hi = res.profile_ci("theta", alpha=0.5)
+    assert ref["theta_ci"][0] < lo < res.theta < hi < ref["theta_ci"][1]
     if ref["sd_ci"]:
         np.testing.assert_allclose(res.profile_ci("slide"), ref["sd_ci"], rtol=2e-3)
 

@@ -155,3 +155,15 @@ def test_newton_polish_keeps_brents_point_where_it_cannot_step():
     assert far == pytest.approx(2.0 * np.exp(0.25), rel=1e-14)
     near = _newton_polish(Curved(np.log(4.0) - 3.0), 2.0, 10.0, steps=1)
     assert near == pytest.approx(2.0 * np.exp(-0.25), rel=1e-14)
+
+
+def test_group_crossproducts_of_integer_columns_are_float():
+    g = np.array([0, 0, 1, 1, 1])
+    A = np.array([[1, 2], [1, 3], [1, 0], [1, 5], [1, 1]])
+    w = np.array([1, 2, 1, 1, 3])
+    T = group_crossproducts(g, 2, A, w)
+    # hand calculation: T_g = sum over the group's rows of w a a'
+    want = np.array([[[3.0, 8.0], [8.0, 22.0]], [[5.0, 8.0], [8.0, 28.0]]])
+    assert T.dtype == np.float64
+    np.testing.assert_array_equal(T, want)
+    np.testing.assert_array_equal(group_crossproducts(g, 2, A / 2, w / 2), want / 8)

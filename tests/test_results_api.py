@@ -57,6 +57,17 @@ def test_wald_test_terms_passes_its_arguments(fit):
     assert extra.loc["both", "df_constraint"] == 2 and extra.loc["both", "df_denom"] == 2
 
 
+def test_results_defaults_without_the_wrapper(fit):
+    """The results class's own defaults (the wrapper passes its arguments on)."""
+    inner = fit._results
+    q = stats.t.ppf(0.975, DF)
+    np.testing.assert_allclose(np.asarray(inner.conf_int()),
+                               np.column_stack([B - q * SE, B + q * SE]), rtol=1e-5)
+    rr = inner.rate_ratios()
+    assert list(rr.index) == ["Intercept", "RNAi[T.Target]"]
+    np.testing.assert_allclose(rr["IRR"], np.exp(B), rtol=1e-6)
+
+
 def test_rate_ratios_alpha(fit):
     rr = fit.rate_ratios(0.1)
     q = stats.t.ppf(0.95, DF)
@@ -160,6 +171,10 @@ def test_wald_test_arguments(fit):
         np.testing.assert_allclose(float(wt.pvalue), P[1], rtol=1e-3)
     wt = fit.wald_test("RNAi[T.Target] = 0", cov_p=2.0 * cov)
     np.testing.assert_allclose(float(np.squeeze(wt.fvalue)), F / 2, rtol=1e-5)
+    # an invcov of its own is used as given: twice the precision, twice F
+    wt = fit.wald_test("RNAi[T.Target] = 0", invcov=np.array([[2.0 / cov[1, 1]]]))
+    np.testing.assert_allclose(float(np.squeeze(wt.fvalue)), 2 * F, rtol=1e-5)
+    assert np.ndim(fit.wald_test("RNAi[T.Target] = 0").fvalue) == 0   # scalar by default
     wt = fit.wald_test("RNAi[T.Target] = 0", df_constraints=2)
     # statsmodels divides the statistic by the numerator df it is given
     assert int(wt.df_num) == 2

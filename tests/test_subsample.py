@@ -48,6 +48,21 @@ def test_progress_bar(seed_fit, capsys):
     pytest.importorskip("tqdm")
     seed_fit.subsample(size=50, n_rep=3, random_state=1, progress=True)
     assert "refits" in capsys.readouterr().err
+    seed_fit.subsample(size=50, n_rep=3, random_state=1)
+    assert "refits" not in capsys.readouterr().err          # off by default
+
+
+def test_results_method_hands_every_argument_to_the_workflow(seed_fit, monkeypatch):
+    import glmmnb.workflows.subsample as workflow
+
+    seen = {}
+    monkeypatch.setattr(workflow, "subsample",
+                        lambda res, size, n_rep, **kw: seen.update(size=size, n_rep=n_rep, **kw))
+    seed_fit.subsample(50, 3, random_state=4, n_jobs=2, progress=True, maxiter=7)
+    assert seen == {"size": 50, "n_rep": 3, "random_state": 4, "n_jobs": 2, "progress": True,
+                    "maxiter": 7}
+    seed_fit.subsample(50, 3)
+    assert (seen["random_state"], seen["n_jobs"], seen["progress"]) == (None, None, False)
 
 
 def test_failed_refits_are_reported(seed_fit):
