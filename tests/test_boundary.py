@@ -81,3 +81,24 @@ def test_deviance_rounding_far_beyond_100():
     ratio = 0.79e4
     dev = np.array([_deviance_at(X, z, g, ratio * (1 + 1e-4 * k)) for k in range(-50, 51)])
     assert np.diff(dev, 2).std() < 3.5e-6
+
+
+@pytest.mark.parametrize("resid_sd", [0.5, 0.01])
+@pytest.mark.parametrize("factor", [0.3, 1.0, 3.0])
+def test_scalar_derivatives_are_those_of_the_deviance(resid_sd, factor):
+    """The polish's deviance, slope and curvature in s = log(l^2), against central differences."""
+    from glmmnb.core.lmm import _Reducer, group_crossproducts
+
+    X, z, g = _lmm_data(resid_sd, seed=2)
+    G = g.max() + 1
+    w = np.linspace(0.5, 2.0, g.size)
+    T = group_crossproducts(g, G, np.column_stack([np.ones(g.size), X, z]), w)
+    red = _Reducer(T, [Level(g, G, (0,))], g.size, X.shape[1], float(np.log(w).sum()))
+    l = factor / resid_sd
+    dev, d1, d2 = red.derivatives_scalar(l)
+    assert dev == pytest.approx(float(red.deviance(np.array([l]))), rel=1e-12, abs=1e-9)
+    h = 1e-3
+    at = lambda s: float(red.deviance_scalar([np.exp(s / 2)])[0])  # noqa: E731
+    s = np.log(l * l)
+    assert d1 == pytest.approx((at(s + h) - at(s - h)) / (2 * h), rel=1e-5, abs=1e-7)
+    assert d2 == pytest.approx((at(s + h) - 2 * at(s) + at(s - h)) / h ** 2, rel=1e-3, abs=1e-6)
