@@ -278,3 +278,21 @@ def test_factorize_strings_is_pandas_sorted_factorize(fallback, monkeypatch):
     want_codes, want_uniques = pd.factorize(values, sort=True)
     np.testing.assert_array_equal(codes, want_codes)
     assert list(uniques) == list(want_uniques) == sorted(set(labels))
+
+
+def test_joint_pass_is_the_same_in_any_block_size(monkeypatch):
+    """The Newton pass's sums over blocks (a reused buffer, a short last block) equal one block."""
+    import glmmnb.core._blocks as blocks_mod
+    from glmmnb.core.theta import _CountTable, _JointPass
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(0, 2, n)])
+    y = rng.negative_binomial(4, 4 / (4 + np.exp(X @ [1.0, 0.3, -0.5]))).astype(float)
+    args = (y, X, rng.normal(0, 0.1, n), np.array([0.9, 0.25, -0.4]), 3.0, _CountTable(y))
+    one = _JointPass(*args)
+    monkeypatch.setattr(blocks_mod, "BLOCK", 700)
+    many = _JointPass(*args)
+    for name in ("grad", "hess", "_fisher"):
+        np.testing.assert_allclose(getattr(many, name), getattr(one, name), rtol=1e-12)
+    assert many.loglike == pytest.approx(one.loglike, rel=1e-13)

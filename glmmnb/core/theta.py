@@ -20,7 +20,7 @@ import numpy as np
 from scipy import special
 
 from . import negbin
-from ._blocks import blocks
+from ._blocks import BLOCK, blocks
 from .nbglm import GLMFit, _eta_mu, fit_nb_glm
 
 __all__ = ["ThetaFit", "theta_ml", "estimate_theta", "THETA_MAX"]
@@ -359,6 +359,10 @@ class _JointPass:
         gh = np.zeros((p, 2))
         hf = np.zeros((p, 2 * p))
         s_log = s_r = s_inv = s_r2 = s_ye = s_ylog = 0.0
+        # the weighted columns of each block go into one buffer, reused: an
+        # hstack per block allocated and copied them again (3 ms a fit at 1e5)
+        buf = np.empty((min(BLOCK, y.shape[0]), 2 * p))
+        wts = np.empty((buf.shape[0], 2))
         for s in blocks(y.shape[0]):
             Xs, ys = X[s], y[s]
             e = Xs @ beta
@@ -373,8 +377,14 @@ class _JointPass:
             s_r2 += ytr @ r
             mr = m * r
             dr = (ys - m) * r
-            gh += Xs.T @ np.column_stack([dr, dr * mr])
-            hf += Xs.T @ np.hstack([Xs * (mr * ytr)[:, None], Xs * mr[:, None]])
+            k = ys.shape[0]
+            wk, bk = wts[:k], buf[:k]
+            wk[:, 0] = dr
+            np.multiply(dr, mr, out=wk[:, 1])
+            gh += Xs.T @ wk
+            np.multiply(Xs, (mr * ytr)[:, None], out=bk[:, :p])
+            np.multiply(Xs, mr[:, None], out=bk[:, p:])
+            hf += Xs.T @ bk
             np.log(tm, out=tm)
             s_log += tm.sum()
             s_ylog += ys @ tm
