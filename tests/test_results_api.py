@@ -186,3 +186,20 @@ def test_wald_test_arguments(fit):
         chi = fit.wald_test("RNAi[T.Target] = 0", use_f=False)
     np.testing.assert_allclose(float(np.squeeze(chi.statistic)), F, rtol=1e-5)
     np.testing.assert_allclose(float(chi.pvalue), stats.chi2.sf(F, 1), rtol=1e-3)
+
+
+def test_working_residuals_are_the_last_working_response_minus_its_fit(fit, seed_data):
+    """R's residuals(glmmPQL_fit): zz - fitted(lme); at convergence (y - mu) / mu."""
+    y = seed_data["counts"].to_numpy(float)
+    mu = np.asarray(fit.fittedvalues)
+    # zz is built from the means before the last lme, fitted values after it:
+    # they differ by the last iteration's step (5e-4 on the seed)
+    np.testing.assert_allclose(np.asarray(fit.resid_working), (y - mu) / mu, atol=2e-3)
+    assert np.abs(np.asarray(fit.resid_working)).max() > 0.1
+
+
+def test_sensitivity_of_an_nlme_fit_is_computed_when_asked(fit):
+    satt = fit.model.fit(ddf="satterthwaite")
+    sens = fit.variance_sensitivity
+    assert sens is not None
+    np.testing.assert_allclose(sens.cov_params, satt.variance_sensitivity.cov_params, rtol=1e-12)
