@@ -37,6 +37,9 @@ from scipy import sparse
 __all__ = ["simulate", "main"]
 
 SEED = 20241212
+# glibc settings for Dask workers (see _cluster): a fixed mmap threshold, and
+# one arena so that the task thread's allocations use the main heap
+WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": 256 * 2 ** 20, "MALLOC_ARENA_MAX": 1}
 
 
 def simulate(n_features, n_cells, n_donors, seed=SEED, as_sparse=False, block=500):
@@ -172,8 +175,17 @@ def _cluster(args):
     cells, Y = simulate(F, n, 20)
     _fit(cells, Y[:, :40], n_jobs=2)
     jobs = _median_time(lambda: _fit(cells, Y, n_jobs=2), args.repeat)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+    import dask
+
+    # distributed's nannies set MALLOC_TRIM_THRESHOLD_, which turns off
+    # glibc's dynamic mmap threshold: every numpy temporary then comes from
+    # mmap and its pages fault in afresh (a block fitted 4x slower); a fixed
+    # mmap threshold and one arena keep the trimming and the speed
+    # (docs/many_responses.rst)
+    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v
+                          for k, v in WORKER_MALLOC.items()}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         _fit(cells, Y[:, :20], client=client)
         dask_t = _median_time(lambda: _fit(cells, Y, client=client), args.repeat)
