@@ -425,12 +425,11 @@ class _Reducer:
         S, logdet = self._reduce_scalar(np.array([float(l)]))
         if S is None:
             return np.inf, 0.0, 0.0
-        beta, r2, XtVX = self.solve_fixed(S[0])
-        if not r2 > 0.0:
+        root = self.root_deviance(S[0], float(logdet[0]))
+        if root is None:
             return np.inf, 0.0, 0.0
-        v = np.zeros(self.d)
-        v[self.xi] = -beta
-        v[-1] = 1.0
+        dev, v, r2 = root
+        XtVX = S[0][self._xs, self._xs]
         t, a = sg["Tr"], sg["Trr"][:, 0, 0]
         c = 1.0 / (1.0 + u * a)
         e = t @ v
@@ -442,7 +441,6 @@ class _Reducer:
         n = self.nobs
         d1 = n * d1_r2 / r2 + ac.sum()
         d2 = n * (d2_r2 / r2 - (d1_r2 / r2) ** 2) - float(ac @ ac)
-        dev = n * np.log(2.0 * np.pi * r2 / n) + n + float(logdet[0]) - self.sum_log_w
         return dev, u * d1, u * d1 + u * u * d2
 
     def _reduce_pair(self, L):
