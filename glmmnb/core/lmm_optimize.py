@@ -313,19 +313,21 @@ def _newton_polish(red, l, dev, steps=4):
     it ends after ``maxiter`` iterations should not hinge on digits that
     Brent's point does not resolve.
     """
-    for _ in range(steps):
-        try:
-            d0, g1, g2 = red.derivatives_scalar(l)
-        except np.linalg.LinAlgError:
-            break
-        if not (np.isfinite(d0) and g2 > _FLAT):
-            break
-        step = float(np.clip(-g1 / g2, -0.5, 0.5))
-        new = l * np.exp(0.5 * step)
-        d1 = red.derivatives_scalar(new)[0]
-        if not d1 <= min(dev, d0) + 1e-12 * abs(d0):
-            break
-        l, dev = new, d1
-        if abs(step) < 1e-12:
-            break
+    try:
+        d0, g1, g2 = red.derivatives_scalar(l)
+        for _ in range(steps):
+            if not (np.isfinite(d0) and g2 > _FLAT):
+                break
+            step = float(np.clip(-g1 / g2, -0.5, 0.5))
+            new = l * np.exp(0.5 * step)
+            # the trial point's derivatives are the next step's
+            d1, h1, h2 = red.derivatives_scalar(new)
+            if not d1 <= min(dev, d0) + 1e-12 * abs(d0):
+                break
+            l, dev = new, d1
+            d0, g1, g2 = d1, h1, h2
+            if abs(step) < 1e-12:
+                break
+    except np.linalg.LinAlgError:
+        pass
     return l
