@@ -17,7 +17,7 @@ from scipy import special
 
 from .batched_glm import (BatchGLM, CrossProducts, fit_nb_glm_batch, linear_predictor,
                           select, solve_spd, weights)
-from .theta import POISSON_SIDE, THETA_MAX
+from .theta import POISSON_SIDE, THETA_MAX, poisson_side
 
 QUAD_STOP = 1e-7
 """A Newton step in ``log(theta)`` below this ends the theta iteration (see theta_ml_batch)."""
@@ -168,7 +168,7 @@ def theta_ml_batch(Y: np.ndarray, mu: np.ndarray, theta0: np.ndarray | None = No
         far = log_t[active] > np.log(POISSON_SIDE)
         if far.any():
             idx = active[far]
-            pois = np.sum(Y[idx] - np.square(Y[idx] - mu[idx]), axis=1) >= 0.0
+            pois = poisson_side(Y[idx], mu[idx], axis=1)
             capped[idx[pois]] = True
             log_t[idx[~pois]] -= 2.0
             active = np.setdiff1d(active, idx[pois], assume_unique=True)

@@ -151,7 +151,7 @@ def theta_ml(y: np.ndarray, mu: np.ndarray, theta0: float | None = None, tol: fl
     for _ in range(maxiter):
         t = np.exp(log_t)
         if t > POISSON_SIDE:
-            if _poisson_side(y, mu):
+            if poisson_side(y, mu):
                 return THETA_MAX, _score_info(THETA_MAX, y, mu, table)[1]
             # the score is negative there: come down at Newton's largest step
             log_t -= 2.0
@@ -179,9 +179,18 @@ The score is a difference of terms of size ``n log(theta)`` whose sum is
 machine's arithmetic)."""
 
 
-def _poisson_side(y: np.ndarray, mu: np.ndarray) -> bool:
-    """True if the variance about ``mu`` is at most the mean (score > 0 at large theta)."""
-    return float(np.sum(y - np.square(y - mu))) >= 0.0
+def poisson_side(y: np.ndarray, mu: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """Whether the variance about ``mu`` is at most the mean (score > 0 at large theta).
+
+    ``axis`` sums per feature for a block of responses (the batched fit).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bool(poisson_side(np.array([4.0, 5.0, 6.0]), np.full(3, 5.0)))
+    True
+    """
+    return np.sum(y - np.square(y - mu), axis=axis) >= 0.0
 
 
 START_ROWS = 5_000
