@@ -172,8 +172,9 @@ def _fit_sub(md: ManyDesign, Ys: np.ndarray, sub: np.ndarray, out: dict, errors:
         runaway = np.zeros(F, dtype=bool)
         theta_conv, se = np.ones(F, dtype=bool), np.full(F, np.nan)
     with np.errstate(invalid="ignore"):
-        glm_bad = _degenerate(Ys, glm.mu, "the fixed-effects NB GLM", separation=True)
-    separated = np.array(["complete separation" in m for m in glm_bad], dtype=bool)
+        sep = _separated(Ys, glm.mu)
+        glm_bad = _degenerate(Ys, glm.mu, "the fixed-effects NB GLM", separated=sep)
+    separated = sep.any(axis=1)
     # a separated feature can also leave the normal equations singular (the
     # weights of its zero rows underflow); separation is the cause to report
     for f in np.flatnonzero(~glm.ok & ~separated):
@@ -208,17 +209,19 @@ def _fit_sub(md: ManyDesign, Ys: np.ndarray, sub: np.ndarray, out: dict, errors:
             _flag(f, i, pql, runaway[ok][i], theta_conv[ok][i], theta[ok][i], errors, warns, out)
 
 
-def _degenerate(Y: np.ndarray, mu: np.ndarray, stage: str, separation: bool = False) -> np.ndarray:
+def _degenerate(Y: np.ndarray, mu: np.ndarray, stage: str,
+                separated: np.ndarray | None = None) -> np.ndarray:
     """The model's checks of fitted means (``NegBinMixedGLM._check_means``), row by row.
 
-    Returns the error message of every feature ('' where its means are fine).
+    ``separated`` is :func:`_separated`'s mask, to report complete separation
+    first.  Returns the error message of every feature ('' where its means
+    are fine).
     """
     msg = np.full(Y.shape[0], "", dtype=object)
-    if separation:
-        sep = (Y == 0) & (mu < negbin.MEAN_RATIO_MIN * Y.mean(axis=1, keepdims=True))
-        for f in np.flatnonzero(sep.any(axis=1)):
+    if separated is not None:
+        for f in np.flatnonzero(separated.any(axis=1)):
             msg[f] = (f"ValueError: complete separation: {stage} drives the fitted means of "
-                      f"{int(sep[f].sum())} row(s), all with count 0, to 0; a fixed effect is "
+                      f"{int(separated[f].sum())} row(s), all with count 0, to 0; a fixed effect is "
                       "running off to minus infinity (its estimate means nothing)")
     bad = negbin.degenerate_means(Y, mu)
     for f in np.flatnonzero(bad.any(axis=1) & (msg == "")):
@@ -226,6 +229,11 @@ def _degenerate(Y: np.ndarray, mu: np.ndarray, stage: str, separation: bool = Fa
                   f"counts, or not finite, in {int(bad[f].sum())} row(s); check their "
                   "exposure or offset")
     return msg
+
+
+def _separated(Y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Rows of count 0 whose fitted mean the GLM drove to 0 (complete separation)."""
+    return (Y == 0) & (mu < negbin.MEAN_RATIO_MIN * Y.mean(axis=1, keepdims=True))
 
 
 def _flag(f: int, i: int, pql: BatchPQL, runaway: bool, theta_conv: bool, theta: float,
