@@ -144,17 +144,60 @@ def test_newton_polish_keeps_brents_point_where_it_cannot_step():
             return (dev if not self.uphill or s == np.log(4.0) else dev + 1.0,
                     self.c * (s - self.s0), self.c)
 
-    assert _newton_polish(Singular(), 2.0, 1.0) == 2.0
-    assert _newton_polish(Curved(np.log(4.0) + 1e-3, curvature=1e-4), 2.0, 0.0) == 2.0
-    assert _newton_polish(Curved(np.log(4.0) + 0.3, uphill=True), 2.0, 0.0) == 2.0
-    # a quadratic: one Newton step lands on the optimum exactly
-    assert _newton_polish(Curved(np.log(4.0) + 0.3), 2.0, 1.0) == pytest.approx(
-        np.exp((np.log(4.0) + 0.3) / 2), rel=1e-14)
+    assert _newton_polish(Singular(), 2.0, 1.0) == (2.0, False)
+    assert _newton_polish(Curved(np.log(4.0) + 1e-3, curvature=1e-4), 2.0, 0.0) == (2.0, False)
+    assert _newton_polish(Curved(np.log(4.0) + 0.3, uphill=True), 2.0, 0.0) == (2.0, False)
+    # a quadratic: one Newton step lands on the optimum exactly, the next is 0
+    l, done = _newton_polish(Curved(np.log(4.0) + 0.3), 2.0, 1.0)
+    assert l == pytest.approx(np.exp((np.log(4.0) + 0.3) / 2), rel=1e-14) and done
+    # ... unless steps run out first: the point stands, not converged
+    l, done = _newton_polish(Curved(np.log(4.0) + 0.3), 2.0, 1.0, steps=1)
+    assert l == pytest.approx(np.exp((np.log(4.0) + 0.3) / 2), rel=1e-14) and not done
     # a step is at most 0.5 in log(l^2), however far Newton would go
-    far = _newton_polish(Curved(np.log(4.0) + 3.0), 2.0, 10.0, steps=1)
-    assert far == pytest.approx(2.0 * np.exp(0.25), rel=1e-14)
-    near = _newton_polish(Curved(np.log(4.0) - 3.0), 2.0, 10.0, steps=1)
+    far, done = _newton_polish(Curved(np.log(4.0) + 3.0), 2.0, 10.0, steps=1)
+    assert far == pytest.approx(2.0 * np.exp(0.25), rel=1e-14) and not done
+    near, _ = _newton_polish(Curved(np.log(4.0) - 3.0), 2.0, 10.0, steps=1)
     assert near == pytest.approx(2.0 * np.exp(-0.25), rel=1e-14)
+    # a step out of the bracket ends the search where it stands
+    assert _newton_polish(Curved(np.log(4.0) + 0.3), 2.0, 1.0, bracket=(1.0, 2.1)) == (
+        2.0, False)
+    assert _newton_polish(Curved(np.log(4.0) - 0.3), 2.0, 1.0, bracket=(1.9, 3.0)) == (
+        2.0, False)
+    l, done = _newton_polish(Curved(np.log(4.0) + 0.3), 2.0, 1.0, bracket=(1.9, 3.0))
+    assert done and l == pytest.approx(np.exp((np.log(4.0) + 0.3) / 2), rel=1e-14)
+
+
+def test_scalar_optimum_by_newton_or_brent_is_the_same(monkeypatch):
+    """Newton from the grid (the fast path) and Brent then the polish (where Newton
+    cannot finish) reach the same optimum, to the polish's precision."""
+    import glmmnb.core.lmm_optimize as opt
+    from glmmnb.core.lmm import _Reducer
+
+    rng = np.random.default_rng(3)
+    G, m = 30, 8
+    g = np.repeat(np.arange(G), m)
+    X = np.column_stack([np.ones(G * m), rng.normal(size=G * m)])
+    z = X @ [1.0, 0.3] + rng.normal(size=G)[g] * 0.7 + rng.normal(size=G * m)
+    w = rng.uniform(0.5, 2.0, G * m)
+    T = group_crossproducts(g, G, np.column_stack([np.ones(G * m), X, z]), w)
+    red = _Reducer(T, [Level(g, G, (0,))], G * m, 2, float(np.log(w).sum()))
+    calls = []
+    orig = opt.optimize.minimize_scalar
+
+    def brent(*args, **kwargs):
+        calls.append(1)
+        return orig(*args, **kwargs)
+
+    monkeypatch.setattr(opt.optimize, "minimize_scalar", brent)
+    fast, ok = opt._optimize_scalar(red, 0.5, 1e-12)
+    assert ok and not calls                           # Newton finished: no Brent
+    monkeypatch.setattr(opt, "_NEWTON_STEPS", 0)      # Newton cannot finish: Brent
+    slow, ok2 = opt._optimize_scalar(red, 0.5, 1e-12)
+    assert ok2 and calls
+    np.testing.assert_allclose(fast, slow, rtol=1e-9)
+    # and it is a minimum: the slope in log(l^2) vanishes there
+    _, slope, curv = red.derivatives_scalar(fast[0])
+    assert abs(slope) < 1e-8 and curv > 0
 
 
 def test_group_crossproducts_of_integer_columns_are_float():
