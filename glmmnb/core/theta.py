@@ -270,7 +270,10 @@ def _subsample_start(y: np.ndarray, X: np.ndarray, offset: np.ndarray, tol: floa
     layout of the data (every other slide, all of one treatment).
     """
     n = y.shape[0]
-    rows = np.unique(np.random.default_rng(0).integers(0, n, START_ROWS))
+    # the distinct draws in order: a mask, not np.unique's sort (1 ms at 1e5)
+    drawn = np.zeros(n, dtype=bool)
+    drawn[np.random.default_rng(0).integers(0, n, START_ROWS)] = True
+    rows = np.flatnonzero(drawn)
     ys = y[rows]
     if not ys.any() or np.all(ys == ys[0]):
         return None
