@@ -87,7 +87,7 @@ def fit_ml(model: NegBinMixedGLM, method: str, nagq: int = 25,
                       "may not be the maximum likelihood", ConvergenceWarning, stacklevel=3)
     fit.params = T @ fit.params
     fit.cov_params = T @ fit.cov_params @ T.T
-    ddf = nlme_ddf(X, [lev.codes for lev in model.levels])
+    ddf = nlme_ddf(X, [lev.codes for lev in model.levels], model._nlme_strata())
     res = NegBinMixedGLMResults(
         model, fit.params, fit.cov_params, 1.0, pql=fit, theta=fit.theta, theta_fit=None,
         ddf=ddf, fit_options={"method": method, "nagq": fit.nagq, "use_t": bool(use_t)},

@@ -104,7 +104,7 @@ def ddf_for_fit(method: str, model: NegBinMixedGLM, lmm: LMMFit,
     200
     """
     X = model.exog
-    nlme_df = nlme_ddf(X, [lev.codes for lev in model.levels])
+    nlme_df = nlme_ddf(X, [lev.codes for lev in model.levels], model._nlme_strata())
     if method == "nlme":
         _validation.check_ddf(nlme_df, model.exog_names)
     working = WorkingLMM.from_fit(lmm, model.levels, transform)
@@ -272,7 +272,8 @@ def model_terms(model: NegBinMixedGLM) -> list[tuple[str, list[int], float]]:
     names = list(model.exog_names)
     terms = [(name if name is not None else names[cols[0]], cols)
              for name, cols in term_columns(getattr(model.data, "model_spec", None), X.shape[1])]
-    df = nlme_term_ddf(X, [lev.codes for lev in model.levels], [cols for _, cols in terms])
+    df = nlme_term_ddf(X, [lev.codes for lev in model.levels], [cols for _, cols in terms],
+                       model._nlme_strata())
     return [(name, cols, float(d)) for (name, cols), d in zip(terms, df)]
 
 

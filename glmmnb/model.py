@@ -15,6 +15,7 @@ from patsy import PatsyError
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, MissingDataError
 
 from . import _formula, _ml, _validation, _validation_formula, inference
+from .core.ddf import nlme_strata
 from .core.negbin import degenerate_means, separated_rows
 from .core.nbglm import SeparationError, fit_nb_glm
 from .core.grouping import build_levels
@@ -129,7 +130,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
         # remove_data() wipes these too (statsmodels lists only endog/exog).
         self._data_attr.extend(
             ["groups", "exog_re", "offset", "exposure", "_offset", "_Z", "levels",
-             "_design_cache"])
+             "_design_cache", "_strata_cache"])
 
     def _setup(self):
         index = getattr(self.data, "row_labels", None)
@@ -538,6 +539,18 @@ class NegBinMixedGLM(base.LikelihoodModel):
             self._design_cache = cache
         return cache
 
+    def _nlme_strata(self):
+        """nlme's placement of the fixed effects (:func:`~glmmnb.core.ddf.nlme_strata`), once.
+
+        Both the df of the coefficients and those of the terms read it, and
+        it depends on the design alone, so refits share it too.
+        """
+        strata = self.__dict__.get("_strata_cache")
+        if strata is None:
+            strata = nlme_strata(self.exog, [lev.codes for lev in self.levels])
+            self._strata_cache = strata
+        return strata
+
     def refit(self, endog, theta=_SAME, **fit_kwargs):
         """Fit the same design to a new response, without rebuilding the design.
 
@@ -604,6 +617,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
         # the design cache is recomputed on demand; pickles do not carry it
         state = self.__dict__.copy()
         state.pop("_design_cache", None)
+        state.pop("_strata_cache", None)
         return state
 
     def _theta_for_fit(self, X):

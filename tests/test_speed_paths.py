@@ -228,10 +228,35 @@ def test_refit_results_pickle_and_remove_data(slope_model):
     back = pickle.loads(pickle.dumps(res))
     pd.testing.assert_series_equal(back.params, res.params)
     assert "_design_cache" not in back.model.__dict__
+    assert "_strata_cache" not in back.model.__dict__
     again = back.model.refit(data["counts"].to_numpy())
     pd.testing.assert_series_equal(again.params, model.fit().params, rtol=1e-10)
     res.remove_data()
-    assert res.model._design_cache is None
+    assert res.model._design_cache is None and res.model._strata_cache is None
+
+
+def test_nlme_strata_are_computed_once_per_design(slope_model, monkeypatch):
+    """A fit reads nlme's placement of the columns twice (coefficient and term df)
+    and refits reuse it: one computation per design, and the same df as without it."""
+    import glmmnb.model
+    from glmmnb.core import ddf
+
+    data = slope_model[0]
+    calls = []
+
+    def counted(X, codes):
+        calls.append(1)
+        return ddf.nlme_strata(X, codes)
+
+    monkeypatch.setattr(glmmnb.model, "nlme_strata", counted)
+    model = NegBinMixedGLM.from_formula("counts ~ treatment + area", data, groups="slide")
+    res = model.fit()
+    model.refit(_new_counts(data))
+    assert len(calls) == 1
+    codes = [lev.codes for lev in model.levels]
+    np.testing.assert_array_equal(res.ddf, ddf.nlme_ddf(model.exog, codes))
+    assert [d for _, _, d in res.model_terms] == list(
+        ddf.nlme_term_ddf(model.exog, codes, [[0], [1], [2]]))
 
 
 @pytest.mark.parametrize("k_re", [2, 3])

@@ -13,10 +13,11 @@ level df, as nlme does.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["nlme_ddf", "nlme_term_ddf", "is_constant"]
+__all__ = ["nlme_ddf", "nlme_term_ddf", "nlme_strata", "Strata", "is_constant"]
 
 
 def is_constant(x: np.ndarray, tolerance: float = np.sqrt(np.finfo(float).eps)) -> bool:
@@ -53,13 +54,51 @@ def _varies_within(x: np.ndarray, codes: np.ndarray, n_groups: int) -> bool:
     return bool(np.any(x != first[codes]))
 
 
-def _strata(X: np.ndarray,
-            level_codes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each level's group-count df, which columns are not intercepts, and each column's level.
+class Strata(NamedTuple):
+    """Where nlme's rule places the columns of a design (:func:`nlme_strata`).
 
-    The level of a column is 1 + the innermost factor it varies within (0 for
-    the outermost level, ``len(level_codes)`` for the residual).
+    Attributes
+    ----------
+    df_level : ndarray of int
+        Each level's group-count df, outermost first, the residual last.
+    not_int : ndarray of bool
+        Which columns are not intercept-like.
+    stratum : ndarray of int
+        Each column's level: 1 + the innermost factor it varies within (0
+        for the outermost level, the number of factors for the residual).
     """
+
+    df_level: np.ndarray
+    not_int: np.ndarray
+    stratum: np.ndarray
+
+
+def nlme_strata(X: np.ndarray, level_codes: Sequence[np.ndarray]) -> Strata:
+    """The levels nlme's rule puts the columns of ``X`` at; the design-only part of the df.
+
+    Computed once per design, it serves both :func:`nlme_ddf` and
+    :func:`nlme_term_ddf` (pass it as ``strata``).
+
+    Parameters
+    ----------
+    X : ndarray, shape (nobs, p)
+        Fixed-effects design.
+    level_codes : sequence of ndarray of int
+        Group codes per level, outermost first (as for :func:`nlme_ddf`).
+
+    Returns
+    -------
+    Strata
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> slide = np.repeat(np.arange(4), 50)
+    >>> X = np.column_stack([np.ones(200), slide >= 2])
+    >>> nlme_strata(X, [slide]).stratum
+    array([0, 0])
+    """
+    X = np.asarray(X, dtype=float)
     N, p = X.shape
     m = [int(c.max()) + 1 if c.size else 0 for c in level_codes]
     df_level = np.array(m + [N]) - np.array([0] + m)
@@ -68,10 +107,11 @@ def _strata(X: np.ndarray,
     for j in np.flatnonzero(not_int):
         stratum[j] = max((k + 1 for k, c in enumerate(level_codes)
                           if _varies_within(X[:, j], c, m[k])), default=0)
-    return df_level, not_int, stratum
+    return Strata(df_level, not_int, stratum)
 
 
-def nlme_ddf(X: np.ndarray, level_codes: Sequence[np.ndarray]) -> np.ndarray:
+def nlme_ddf(X: np.ndarray, level_codes: Sequence[np.ndarray],
+             strata: Strata | None = None) -> np.ndarray:
     """Denominator df of each column of ``X`` by nlme's between/within rule.
 
     Parameters
@@ -81,6 +121,8 @@ def nlme_ddf(X: np.ndarray, level_codes: Sequence[np.ndarray]) -> np.ndarray:
     level_codes : sequence of ndarray of int
         Group codes per level, outermost first; inner levels' codes index
         the nested groups (e.g. slide within experiment), ``0 .. m_i - 1``.
+    strata : Strata, optional
+        :func:`nlme_strata` of ``X`` and ``level_codes``, if already known.
 
     Returns
     -------
@@ -100,9 +142,9 @@ def nlme_ddf(X: np.ndarray, level_codes: Sequence[np.ndarray]) -> np.ndarray:
     >>> nlme_ddf(X, [slide])
     array([196,   2])
     """
-    X = np.asarray(X, dtype=float)
-    p = X.shape[1]
-    df_level, not_int, stratum = _strata(X, level_codes)
+    df_level, not_int, stratum = strata if strata is not None else nlme_strata(X, level_codes)
+    df_level = df_level.copy()
+    p = not_int.shape[0]
     out = np.zeros(p, dtype=int)
     if not_int.any():
         np.subtract.at(df_level, stratum[not_int], 1)
@@ -117,7 +159,7 @@ def nlme_ddf(X: np.ndarray, level_codes: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def nlme_term_ddf(X: np.ndarray, level_codes: Sequence[np.ndarray],
-                  assign: Sequence[Sequence[int]]) -> np.ndarray:
+                  assign: Sequence[Sequence[int]], strata: Strata | None = None) -> np.ndarray:
     """Denominator df of each model term by nlme's rule (``fixDF$terms``).
 
     A term sits at the innermost level of its columns and all its columns
@@ -132,6 +174,8 @@ def nlme_term_ddf(X: np.ndarray, level_codes: Sequence[np.ndarray],
         Group codes per level, outermost first (as for :func:`nlme_ddf`).
     assign : sequence of sequence of int
         The columns of each term.
+    strata : Strata, optional
+        :func:`nlme_strata` of ``X`` and ``level_codes``, if already known.
 
     Returns
     -------
@@ -150,7 +194,8 @@ def nlme_term_ddf(X: np.ndarray, level_codes: Sequence[np.ndarray],
     >>> nlme_term_ddf(X, [slide], [[0], [1, 2]])
     array([54,  3])
     """
-    df_level, not_int, stratum = _strata(np.asarray(X, dtype=float), level_codes)
+    df_level, not_int, stratum = strata if strata is not None else nlme_strata(X, level_codes)
+    df_level = df_level.copy()
     assign = [np.asarray(a, dtype=int) for a in assign]
     term_not_int = np.array([bool(not_int[a].any()) for a in assign])
     term_stratum = np.array([int(stratum[a].max()) if a.size else 0 for a in assign])
