@@ -75,6 +75,51 @@ def _peak_memory(run):
     return peak / 2.0**20, "tracemalloc"
 
 
+def _peak_tree_memory(run, interval=0.1):
+    """Peak extra resident memory of this process and its children during ``run()``, MiB.
+
+    Worker processes (``n_jobs > 1``) hold their own blocks, which this
+    process's high-water mark does not see; their resident sizes are sampled
+    with psutil every ``interval`` seconds and summed with this process's.
+    Without psutil this is :func:`_peak_memory` (this process only).
+    """
+    try:
+        import psutil
+    except ImportError:
+        return _peak_memory(run)
+    import threading
+
+    me = psutil.Process()
+
+    def total():
+        size = me.memory_info().rss
+        for child in me.children(recursive=True):
+            try:
+                size += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return size
+
+    gc.collect()
+    before = total()
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(interval):
+            peak[0] = max(peak[0], total())
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        run()
+    finally:
+        done.set()
+        thread.join()
+    peak[0] = max(peak[0], total())
+    return (peak[0] - before) / 2.0**20, f"process tree rss, sampled every {interval} s"
+
+
 def _worker(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("config")
