@@ -12,28 +12,34 @@ of :mod:`glmmnb.core.lmm` and call only its deviance methods.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import optimize
 
 from ._threads import one_blas_thread
 
-_TRIL = {}
+if TYPE_CHECKING:
+    from .lmm import Level, _Reducer
+
+_TRIL: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _tril(q):
+def _tril(q: int) -> tuple[np.ndarray, np.ndarray]:
     idx = _TRIL.get(q)
     if idx is None:
         idx = _TRIL[q] = np.tril_indices(q)
     return idx
 
 
-def _theta_to_chol(theta, q):
+def _theta_to_chol(theta: np.ndarray, q: int) -> np.ndarray:
     L = np.zeros((q, q))
     L[_tril(q)] = theta
     return L
 
 
-def _split_theta(theta, levels):
+def _split_theta(theta: np.ndarray, levels: Sequence[Level]) -> list[np.ndarray]:
     out, start = [], 0
     for lev in levels:
         out.append(_theta_to_chol(theta[start:start + lev.n_theta], lev.k_re))
@@ -41,7 +47,8 @@ def _split_theta(theta, levels):
     return out
 
 
-def _single_level_gradient(red, theta):
+def _single_level_gradient(red: _Reducer,
+                           theta: np.ndarray) -> tuple[float, np.ndarray] | None:
     """Deviance and its exact gradient in the Cholesky parameters, one level with q >= 2.
 
     With ``P_g = T_g[r, r]``, ``M_g = I + L' P_g L``, ``K_g = M_g^{-1} L'`` and
@@ -84,7 +91,7 @@ def _single_level_gradient(red, theta):
     return float(dev), n / r2 * d_r2 + d_logdet
 
 
-def _pair_gradient(red, theta):
+def _pair_gradient(red: _Reducer, theta: np.ndarray) -> tuple[float, np.ndarray] | None:
     """:func:`_single_level_gradient` for two coefficients, written out over the groups.
 
     ``L = [[a, 0], [b, c]]`` and ``P_g = [[p, q], [q, s]]`` as in
@@ -121,7 +128,7 @@ def _pair_gradient(red, theta):
     return float(dev), n / r2 * d_r2 + d_logdet
 
 
-def _nested_gradient(red, theta):
+def _nested_gradient(red: _Reducer, theta: np.ndarray) -> tuple[float, np.ndarray] | None:
     """Deviance and its exact gradient for several (nested) levels, by reverse accumulation.
 
     Each level maps its groups' statistics ``T_g`` to ``S_g = T_g - K_g
@@ -162,7 +169,7 @@ def _nested_gradient(red, theta):
     dev, u, r2 = root
     n, d = red.nobs, red.d
     Gbar = (n / r2) * np.outer(u, u)[None]
-    grads = [None] * len(levels)
+    grads = []
     for i, (Tr, Minv, N) in zip(range(len(levels)), reversed(tape)):
         lev, L = levels[i], Ls[i]
         if lev.parent is not None:
@@ -171,7 +178,7 @@ def _nested_gradient(red, theta):
         A = Gbar @ N                                                 # (G, d, q)
         Mbar = np.swapaxes(N, 1, 2) @ A + Minv
         dL = 2.0 * (Tr[:, r, :] @ L @ Mbar - np.swapaxes(Tr, 1, 2) @ A).sum(axis=0)
-        grads[i] = dL[_tril(lev.k_re)]
+        grads.append(dL[_tril(lev.k_re)])
         if i + 1 < len(levels):
             E = np.zeros((A.shape[0], d, d))
             E[:, :, r] = A @ L.T
@@ -182,7 +189,8 @@ def _nested_gradient(red, theta):
     return float(dev), np.concatenate(grads)
 
 
-def _deviance_and_gradient(red, step=1e-7):
+def _deviance_and_gradient(
+        red: _Reducer, step: float = 1e-7) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
     """``fun(theta) -> (deviance, gradient)`` for L-BFGS-B.
 
     The gradient is :func:`_single_level_gradient`'s for one level and
@@ -192,7 +200,7 @@ def _deviance_and_gradient(red, step=1e-7):
     """
     exact = _single_level_gradient if red._single is not None else _nested_gradient
 
-    def fun(theta):
+    def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
         out = exact(red, theta)
         if out is not None:
             return out
@@ -204,8 +212,8 @@ def _deviance_and_gradient(red, step=1e-7):
     return fun
 
 
-def _bounds(levels):
-    bounds = []
+def _bounds(levels: Sequence[Level]) -> list[tuple[float | None, float | None]]:
+    bounds: list[tuple[float | None, float | None]] = []
     for lev in levels:
         q = lev.k_re
         rows, cols = np.tril_indices(q)
@@ -213,11 +221,11 @@ def _bounds(levels):
     return bounds
 
 
-def _default_theta(levels):
+def _default_theta(levels: Sequence[Level]) -> np.ndarray:
     return np.concatenate([np.eye(lev.k_re)[np.tril_indices(lev.k_re)] for lev in levels])
 
 
-def _optimize(red, theta0, tol):
+def _optimize(red: _Reducer, theta0: np.ndarray, tol: float) -> tuple[np.ndarray, bool]:
     levels = red.levels
     if len(levels) == 1 and levels[0].k_re == 1:
         # its (K, G) @ (G, d^2) products woke OpenBLAS's second thread ~20
@@ -256,7 +264,7 @@ def _optimize(red, theta0, tol):
 _SCALAR_MAX = 1e8
 
 
-def _optimize_scalar(red, start, tol):
+def _optimize_scalar(red: _Reducer, start: float, tol: float) -> tuple[np.ndarray, bool]:
     """One relative SD: bracket on the log scale, then Newton or Brent; check the boundary.
 
     The grid covers 1e-4 to 100 residual SDs and is extended a decade at a
@@ -319,7 +327,8 @@ _NEWTON_STEPS = 12
 _NEWTON_DONE = 1e-10
 
 
-def _newton_polish(red, l, dev, steps=4, bracket=None):
+def _newton_polish(red: _Reducer, l: float, dev: float, steps: int = 4,
+                   bracket: tuple[float, float] | None = None) -> tuple[float, bool]:
     """Newton steps on ``log(l^2)`` with the exact derivatives; the point and whether it converged.
 
     Brent on a function flat to second order stops within about the square
