@@ -158,6 +158,54 @@ def test_dask_cluster_gives_the_serial_numbers(table, counts, cells):
         pd.testing.assert_frame_equal(out, table)
 
 
+def test_pool_workers_tune_their_malloc(table, counts, cells, monkeypatch):
+    """joblib tasks tune glibc's heap in a pool's worker process, never in the caller."""
+    import glmmnb.workflows.many as many
+
+    calls = []
+    monkeypatch.setattr(many, "tune_malloc", lambda: calls.append(1))
+    kwargs = dict(data=cells, groups="donor", exposure="total_counts", chunk_size=13)
+    from joblib import parallel_config
+
+    with parallel_config(backend="threading"):
+        out = fit_many(counts, "~ condition", n_jobs=2, **kwargs)
+        assert calls == []                                # threads: the caller's process
+        monkeypatch.setattr(many, "in_worker_process", lambda: True)
+        tuned = fit_many(counts, "~ condition", n_jobs=2, **kwargs)
+    assert len(calls) == 2                                # once per task
+    pd.testing.assert_frame_equal(out, table)
+    pd.testing.assert_frame_equal(tuned, table)
+
+
+def test_worker_process_detection_and_tuning():
+    import multiprocessing
+    import sys
+
+    from glmmnb.workflows import _workers
+
+    assert not _workers.in_worker_process()
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(_workers.in_worker_process)
+        tuned = pool.apply(_workers.tune_malloc)
+    assert tuned == (sys.platform == "linux" and __import__("platform").libc_ver()[0] == "glibc")
+    assert not _workers._tuned                            # the caller's heap is untouched
+
+
+def test_dask_workers_keep_their_malloc(monkeypatch):
+    """In a Dask worker the malloc settings are the cluster's (its nanny's environment)."""
+    distributed = pytest.importorskip("distributed")
+    import multiprocessing
+
+    from glmmnb.workflows import _workers
+
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
+    assert _workers.in_worker_process()                   # a child, outside Dask
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        assert client.submit(_workers.in_worker_process, pure=False).result() is False
+
+
 def test_bad_input_is_a_clear_error(counts, cells):
     before = cells.copy()
     with pytest.raises(ValueError, match="right-hand side"):

@@ -26,6 +26,7 @@ from ..core.batched_theta import estimate_theta_batch
 from ..core.batched_pql import BatchPQL, GroupDesign, fit_pql_batch
 from ..core.ddf import nlme_ddf
 from ..core.scaling import standardizing_transform
+from ._workers import in_worker_process, tune_malloc
 
 __all__ = ["fit_many", "ManyDesign"]
 
@@ -481,8 +482,20 @@ def _run(md: ManyDesign, src: _Source, bounds: Sequence[tuple[int, int]], n_jobs
         except ImportError:
             raise ImportError('n_jobs != 1 needs joblib: pip install "glmmnb[parallel]"') from None
         gen = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_fit_block)(md, src.block(a, b)) for a, b in bounds)
+            delayed(_pool_fit_block)(md, src.block(a, b)) for a, b in bounds)
     return list(_progress(gen, len(bounds), progress))
+
+
+def _pool_fit_block(md: ManyDesign, Y: np.ndarray) -> dict:
+    """:func:`_fit_block` as a joblib task: in a pool's worker process, with its malloc tuned.
+
+    A fresh worker's glibc heap faults in the pages of every few-MiB array
+    anew, which made blocks 2x slower than in the calling process
+    (:mod:`glmmnb.workflows._workers`).
+    """
+    if in_worker_process():
+        tune_malloc()
+    return _fit_block(md, Y)
 
 
 def _run_dask(md: ManyDesign, src: _Source, bounds: Sequence[tuple[int, int]], client: Any,
