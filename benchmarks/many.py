@@ -37,9 +37,10 @@ from scipy import sparse
 __all__ = ["simulate", "main"]
 
 SEED = 20241212
-# glibc settings for Dask workers (see _cluster): a fixed mmap threshold, and
-# one arena so that the task thread's allocations use the main heap
-WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": 256 * 2 ** 20, "MALLOC_ARENA_MAX": 1}
+# glibc settings for Dask workers (see _cluster): the thresholds that
+# fit_many's own pool workers set (glmmnb.workflows._workers)
+WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": 256 * 2 ** 20, "MALLOC_TRIM_THRESHOLD_": 256 * 2 ** 20,
+                 "MALLOC_ARENA_MAX": 1}
 
 
 def simulate(n_features, n_cells, n_donors, seed=SEED, as_sparse=False, block=500):
@@ -177,10 +178,10 @@ def _cluster(args):
     jobs = _median_time(lambda: _fit(cells, Y, n_jobs=2), args.repeat)
     import dask
 
-    # distributed's nannies set MALLOC_TRIM_THRESHOLD_, which turns off
+    # distributed's nannies set MALLOC_TRIM_THRESHOLD_=65536, which turns off
     # glibc's dynamic mmap threshold: every numpy temporary then comes from
-    # mmap and its pages fault in afresh (a block fitted 4x slower); a fixed
-    # mmap threshold and one arena keep the trimming and the speed
+    # mmap and its pages fault in afresh (a block fitted 4x slower); fixed
+    # mmap and trim thresholds above a block's arrays keep the heap's pages
     # (docs/many_responses.rst)
     with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v
                           for k, v in WORKER_MALLOC.items()}), \
