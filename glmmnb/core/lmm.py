@@ -23,6 +23,7 @@ the Cholesky parameters is in :mod:`glmmnb.core.lmm_optimize`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,7 +115,8 @@ class LMMFit:
     crossproducts: np.ndarray | None = None
 
 
-def group_crossproducts(codes, n_groups, A, w):
+def group_crossproducts(codes: np.ndarray, n_groups: int, A: np.ndarray,
+                        w: np.ndarray) -> np.ndarray:
     """Weighted cross-products ``sum_i w_i a_i a_i'`` within each group.
 
     Parameters
@@ -168,7 +170,7 @@ class _GroupRows:
     reordered.
     """
 
-    def __init__(self, codes, n_groups, F):
+    def __init__(self, codes: np.ndarray, n_groups: int, F: Sequence[np.ndarray]) -> None:
         codes = np.asarray(codes)
         n = codes.shape[0]
         self.n_groups = int(n_groups)
@@ -222,7 +224,7 @@ class _GroupRows:
                 self.ones.append(False)
                 self.varying.append(np.ascontiguousarray(cs))
 
-    def crossproducts(self, z, w):
+    def crossproducts(self, z: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Group-wise ``A' W A`` for ``A = [F, z]``, shape (n_groups, d, d)."""
         m = len(self.varying) + 1
         G = self.n_groups
@@ -269,7 +271,7 @@ class _GroupRows:
         return out
 
 
-def _chol_solve(M, B):
+def _chol_solve(M: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Solve ``M X = B`` for a stack of small SPD ``M``; also log-determinants."""
     if M.shape[-1] == 1:
         m = M[:, 0, 0]
@@ -283,7 +285,7 @@ def _chol_solve(M, B):
     return np.linalg.solve(M, B), logdet
 
 
-def _inv2(M):
+def _inv2(M: np.ndarray) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
     """Closed-form inverse and log-determinant of a stack of SPD 2 x 2 matrices.
 
     Returns ``(None, None)`` if any matrix is not numerically positive
@@ -300,7 +302,7 @@ def _inv2(M):
     return inv, np.log(det)
 
 
-def _cho_solve(A, b, lower=True):
+def _cho_solve(A: np.ndarray, b: np.ndarray, lower: bool = True) -> np.ndarray:
     """``scipy.linalg.cho_solve(cho_factor(A, lower=lower), b)`` without the wrappers.
 
     The same LAPACK calls (``potrf`` then ``potrs``) and the same errors; the
@@ -328,7 +330,8 @@ _FAR = 1e4
 class _Reducer:
     """Profiled ML deviance of the weighted LMM, from innermost statistics."""
 
-    def __init__(self, T_inner, levels, nobs, p, sum_log_w):
+    def __init__(self, T_inner: np.ndarray, levels: Sequence[Level], nobs: int, p: int,
+                 sum_log_w: float) -> None:
         self.T_inner = T_inner
         self.levels = levels
         self.nobs = nobs
@@ -368,7 +371,7 @@ class _Reducer:
                                          self._single["Tsum"] - ((1.0 / trr) @ outer).reshape(
                                              self.d, self.d))
 
-    def _reduce_scalar(self, ls):
+    def _reduce_scalar(self, ls: np.ndarray) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
         """Root statistics and log-determinants for several scalar factors ``ls``.
 
         One level with one random coefficient: ``M_g = 1 + l^2 T_g[r, r]`` and
@@ -397,7 +400,7 @@ class _Reducer:
             S[far] = sg["S_inf"].ravel() + (1.0 / (trr * m[far])) @ sg["outer"]
         return S.reshape(-1, self.d, self.d), np.log(m).sum(axis=1)
 
-    def deviance_scalar(self, ls):
+    def deviance_scalar(self, ls: np.ndarray) -> np.ndarray:
         """:meth:`deviance` at every scalar factor in ``ls`` (one level, one coefficient)."""
         ls = np.asarray(ls, dtype=float)
         S, logdet = self._reduce_scalar(ls)
@@ -411,7 +414,7 @@ class _Reducer:
                 n * np.log(2.0 * np.pi * r2 / n) + n + logdet[i] - self.sum_log_w)
         return out
 
-    def derivatives_scalar(self, l):
+    def derivatives_scalar(self, l: float) -> tuple[float, float, float]:
         """Deviance and its first two derivatives in ``s = log(l^2)``, one level and coefficient.
 
         With ``u = l^2``, ``c_g = 1 / (1 + u T_g[r, r])``, ``v = (-beta, 1)``
@@ -443,7 +446,7 @@ class _Reducer:
         d2 = n * (d2_r2 / r2 - (d1_r2 / r2) ** 2) - float(ac @ ac)
         return dev, u * d1, u * d1 + u * u * d2
 
-    def _reduce_pair(self, L):
+    def _reduce_pair(self, L: np.ndarray) -> tuple[np.ndarray, float] | None:
         """:meth:`_reduce_single` for two coefficients, written out elementwise.
 
         With ``L = [[a, 0], [b, c]]`` and ``T_g[r, r] = [[p, q], [q, s]]``:
@@ -473,7 +476,7 @@ class _Reducer:
                           + (t1 * w11[:, None]).T @ t1)
         return S, np.log(det).sum()
 
-    def _reduce_single(self, L):
+    def _reduce_single(self, L: np.ndarray) -> tuple[np.ndarray, float] | None:
         """Root statistics and log-determinant of a single level, summed directly.
 
         ``S = sum_g T_g - sum_g K_g M_g^{-1} K_g'`` with ``K_g = T_g[:, r] L``
@@ -506,7 +509,8 @@ class _Reducer:
         S = sg["Tsum"] - t.reshape(-1, d).T @ Wt.reshape(-1, d)
         return S, logdet.sum()
 
-    def reduce(self, Ls, keep=False):
+    def reduce(self, Ls: Sequence[np.ndarray],
+               keep: bool = False) -> tuple[np.ndarray, float, list[tuple]]:
         """Integrate out every level, innermost first.
 
         Returns the root statistics ``A' V^{-1} A``, the summed log-determinant
@@ -538,7 +542,7 @@ class _Reducer:
         kept.reverse()
         return T[0], logdet, kept
 
-    def solve_fixed(self, S):
+    def solve_fixed(self, S: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
         xs, yi = self._xs, self.d - 1
         XtVX = S[xs, xs]
         if not np.isfinite(S).all():
@@ -556,12 +560,13 @@ class _Reducer:
         r2 = S[yi, yi] - Xty @ beta
         return beta, max(r2, 0.0), XtVX
 
-    def deviance(self, theta):
+    def deviance(self, theta: np.ndarray) -> float:
         S, logdet, _ = self.reduce(_split_theta(theta, self.levels))
         root = self.root_deviance(S, logdet)
         return np.inf if root is None else root[0]
 
-    def root_deviance(self, S, logdet):
+    def root_deviance(self, S: np.ndarray,
+                      logdet: float) -> tuple[float, np.ndarray, float] | None:
         """Profiled deviance from the root statistics ``S``, with ``u = (-beta, 1)`` and ``r^2``.
 
         ``r^2 = u' S u`` at the optimal beta, which the exact gradients
@@ -577,7 +582,8 @@ class _Reducer:
         return n * np.log(2.0 * np.pi * r2 / n) + n + logdet - self.sum_log_w, u, r2
 
 
-def fit_lmm(X, z, w, Z, levels, theta0=None, tol=1e-12):
+def fit_lmm(X: np.ndarray, z: np.ndarray, w: np.ndarray, Z: np.ndarray, levels: Sequence[Level],
+            theta0: np.ndarray | None = None, tol: float = 1e-12) -> LMMFit:
     """Fit the weighted LMM by maximum likelihood.
 
     Parameters
@@ -632,7 +638,7 @@ def fit_lmm(X, z, w, Z, levels, theta0=None, tol=1e-12):
     return _fit_lmm(_row_structure(X, Z, levels), X, z, w, Z, levels, theta0, tol)
 
 
-def _row_structure(X, Z, levels):
+def _row_structure(X: np.ndarray, Z: np.ndarray, levels: Sequence[Level]) -> _GroupRows:
     """The innermost groups' row structure for the cross-products of ``[Z, X]``.
 
     It depends on X, Z and the codes only, so PQL prepares it once for all
@@ -643,7 +649,9 @@ def _row_structure(X, Z, levels):
                       [Z[:, j] for j in range(Z.shape[1])] + [X[:, j] for j in range(X.shape[1])])
 
 
-def _fit_lmm(rows, X, z, w, Z, levels, theta0=None, tol=1e-12):
+def _fit_lmm(rows: _GroupRows, X: np.ndarray, z: np.ndarray, w: np.ndarray, Z: np.ndarray,
+             levels: Sequence[Level], theta0: np.ndarray | None = None,
+             tol: float = 1e-12) -> LMMFit:
     """:func:`fit_lmm` with the row structure prepared (reused across PQL iterations)."""
     nobs, p = X.shape
     T = rows.crossproducts(z, w)
@@ -653,7 +661,8 @@ def _fit_lmm(rows, X, z, w, Z, levels, theta0=None, tol=1e-12):
     return _assemble(red, theta, X, Z, converged, rows)
 
 
-def _assemble(red, theta, X, Z, converged, rows=None):
+def _assemble(red: _Reducer, theta: np.ndarray, X: np.ndarray, Z: np.ndarray, converged: bool,
+              rows: _GroupRows | None = None) -> LMMFit:
     Ls = _split_theta(theta, red.levels)
     S, logdet, kept = red.reduce(Ls, keep=True)
     beta, r2, XtVX = red.solve_fixed(S)
@@ -682,7 +691,7 @@ def _assemble(red, theta, X, Z, converged, rows=None):
     )
 
 
-def _blups(red, kept, beta):
+def _blups(red: _Reducer, kept: list[tuple], beta: np.ndarray) -> list[np.ndarray]:
     """Conditional means of the random effects, outermost level first.
 
     For a level with input statistics ``T = A' V_child^{-1} A`` and the
