@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -105,8 +107,10 @@ class NegBinMixedGLM(base.LikelihoodModel):
     ([1.6174, 0.3988], [196, 2])
     """
 
-    def __init__(self, endog, exog, groups, exog_re=None, vc_groups=None, offset=None,
-                 exposure=None, theta=None, missing="none", **kwargs):
+    def __init__(self, endog: Any, exog: Any, groups: Any, exog_re: Any = None,
+                 vc_groups: Mapping[str, Any] | None = None, offset: Any = None,
+                 exposure: Any = None, theta: float | None = None, missing: str = "none",
+                 **kwargs: Any) -> None:
         _validation.check_array_inputs(endog, exog, vc_groups)
         vc_groups = dict(vc_groups or {})
         arrays = {"endog": endog, "exog": exog, "groups": groups, "exog_re": exog_re,
@@ -168,7 +172,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
             raise ValueError(f"{nobs} observations cannot estimate {self.exog.shape[1]} "
                              "fixed effects; more rows are needed")
 
-    def initialize(self):
+    def initialize(self) -> None:
         """Set the model degrees of freedom (statsmodels' convention)."""
         # full column rank is enforced by the input checks (collinear columns
         # are an error), so the rank is the number of columns
@@ -177,9 +181,11 @@ class NegBinMixedGLM(base.LikelihoodModel):
         self.df_resid = float(nobs - p)
 
     @classmethod
-    def from_formula(cls, formula, data, groups=None, re_formula=None, vc_formula=None,
-                     offset=None, exposure=None, theta=None, missing="none", subset=None,
-                     *args, **kwargs):
+    def from_formula(cls, formula: str, data: pd.DataFrame, groups: Any = None,
+                     re_formula: str | None = None, vc_formula: Mapping[str, str] | None = None,
+                     offset: Any = None, exposure: Any = None, theta: float | None = None,
+                     missing: str = "none", subset: Any = None, *args: Any,
+                     **kwargs: Any) -> NegBinMixedGLM:
         """Create a model from a formula and a DataFrame.
 
         Parameters
@@ -266,8 +272,8 @@ class NegBinMixedGLM(base.LikelihoodModel):
             mod.data.__class__ = _FormulaData  # picklable anywhere (see _FormulaData)
         return mod
 
-    def fit(self, maxiter=10, tol=1e-6, ddf="nlme", method="pql", nagq=25, use_t=True,
-            **kwargs):
+    def fit(self, maxiter: int = 10, tol: float = 1e-6, ddf: str = "nlme", method: str = "pql",
+            nagq: int = 25, use_t: bool = True, **kwargs: Any) -> NegBinMixedGLMResultsWrapper:
         """Fit by penalized quasi-likelihood (``MASS::glmmPQL``) or maximum likelihood.
 
         Parameters
@@ -551,7 +557,8 @@ class NegBinMixedGLM(base.LikelihoodModel):
             self._strata_cache = strata
         return strata
 
-    def refit(self, endog, theta=_SAME, **fit_kwargs):
+    def refit(self, endog: Any, theta: Any = _SAME,
+              **fit_kwargs: Any) -> NegBinMixedGLMResultsWrapper:
         """Fit the same design to a new response, without rebuilding the design.
 
         The formula, the input checks of the design, the grouping, the
@@ -648,7 +655,8 @@ class NegBinMixedGLM(base.LikelihoodModel):
                           f"{fit.theta:.4g}); the PQL fit uses it as it stands",
                           ConvergenceWarning, stacklevel=4)
 
-    def predict(self, params, exog=None, offset=None, exposure=None, linear=False):
+    def predict(self, params: Any, exog: Any = None, offset: Any = None, exposure: Any = None,
+                linear: bool = False) -> np.ndarray:
         """Population-level mean (random effects at zero).
 
         Parameters
@@ -682,7 +690,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
         eta = exog @ np.asarray(params) + off
         return eta if linear else np.exp(eta)
 
-    def loglike(self, params):
+    def loglike(self, params: Any) -> float:
         """Not available: PQL maximises no likelihood (R reports NA too)."""
         return np.nan
 

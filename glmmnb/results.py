@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,13 @@ from .core.singular import find_boundaries
 from .diagnostics import DiagnosticsMixin
 from .prediction import PredictionMixin
 from .random_effects import RandomEffects, _outermost_groups
+
+if TYPE_CHECKING:
+    from statsmodels.iolib.summary2 import Summary
+    from statsmodels.stats.contrast import WaldTestResults
+
+    from .core.satterthwaite import VarianceSensitivity
+    from .workflows.subsample import SubsampleResults
 
 __all__ = ["NegBinMixedGLMResults", "NegBinMixedGLMResultsWrapper"]
 
@@ -170,19 +179,19 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
                                 "_working_response"])
 
     @cached_property
-    def variance_sensitivity(self):
+    def variance_sensitivity(self) -> VarianceSensitivity:
         """Satterthwaite's pieces on the working LMM (:mod:`glmmnb.core.satterthwaite`)."""
         return inference.sensitivity(self)
 
     @cached_property
-    def pvalues(self):
+    def pvalues(self) -> np.ndarray:
         """Two-sided p-values from the t distribution with ``ddf`` (normal if ``use_t=False``)."""
         if not self.use_t:
             return 2.0 * stats.norm.sf(np.abs(self.tvalues))
         with np.errstate(invalid="ignore"):
             return 2.0 * stats.t.sf(np.abs(self.tvalues), self.ddf)
 
-    def conf_int(self, alpha=0.05, cols=None):
+    def conf_int(self, alpha: float = 0.05, cols: Sequence[int] | None = None) -> np.ndarray:
         """t-based confidence intervals on the fit's ``ddf``.
 
         The standard errors are those of the summary (``bse``, nlme's
@@ -215,7 +224,8 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
         ci = np.column_stack([self.params - q * self.bse, self.params + q * self.bse])
         return ci if cols is None else ci[np.asarray(cols)]
 
-    def t_test(self, r_matrix, cov_p=None, use_t=None):
+    def t_test(self, r_matrix: Any, cov_p: np.ndarray | None = None,
+               use_t: bool | None = None) -> ContrastResults:
         """statsmodels' ``t_test`` with each row tested on its own df.
 
         With nlme's rule a contrast is tested on the smallest ``ddf`` of the
@@ -254,8 +264,9 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
         return ContrastResults(effect=plain.effect, t=plain.tvalue, sd=plain.sd,
                                df_denom=ddf[0] if ddf.size == 1 else ddf)
 
-    def wald_test(self, r_matrix, cov_p=None, invcov=None, use_f=None, df_constraints=None,
-                  scalar=True):
+    def wald_test(self, r_matrix: Any, cov_p: np.ndarray | None = None,
+                  invcov: np.ndarray | None = None, use_f: bool | None = None,
+                  df_constraints: int | None = None, scalar: bool = True) -> ContrastResults:
         """statsmodels' ``wald_test`` as an F test on the hypothesis' own df.
 
         The denominator df are those of the parameters the hypothesis
@@ -297,8 +308,8 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
         return inference.wald_test(self, r_matrix, cov_p=cov_p, invcov=invcov, use_f=use_f,
                                    df_constraints=df_constraints, scalar=scalar)
 
-    def wald_test_terms(self, skip_single=False, extra_constraints=None, combine_terms=None,
-                        scalar=True):
+    def wald_test_terms(self, skip_single: bool = False, extra_constraints: Any = None,
+                        combine_terms: Any = None, scalar: bool = True) -> WaldTestResults:
         """F test of every model term on its own df (``anova(type="marginal")``).
 
         Parameters
@@ -330,7 +341,7 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
         return inference.wald_test_terms(self, skip_single, extra_constraints, combine_terms,
                                          scalar)
 
-    def anova(self, type="sequential"):
+    def anova(self, type: str = "sequential") -> pd.DataFrame:
         """F tests of the model terms, as R's ``anova.lme`` on the glmmPQL fit.
 
         Parameters
@@ -369,7 +380,7 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
         """
         return inference.anova(self, type)
 
-    def intervals(self, alpha=0.05, which="all"):
+    def intervals(self, alpha: float = 0.05, which: str = "all") -> inference.Intervals:
         """Confidence intervals of all parameters, as R's ``intervals(fit)``.
 
         Fixed effects: t intervals on the fit's ``ddf`` with the unadjusted
@@ -424,12 +435,12 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
         return inference.intervals(self, alpha, which)
 
     @cached_property
-    def llf(self):
+    def llf(self) -> float:
         """Maximised log-likelihood (ML methods); ``nan`` for PQL, as R's ``NA``."""
         return self._llf
 
     @cached_property
-    def df_modelwc(self):
+    def df_modelwc(self) -> float:
         """Estimated parameters: fixed effects, variance parameters and theta if estimated."""
         if self.method == "pql":
             return np.nan
@@ -437,16 +448,18 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
         return float(len(self.params) + k_cov + (self.theta_source == "ML"))
 
     @cached_property
-    def aic(self):
+    def aic(self) -> float:
         """``-2 llf + 2 df_modelwc``; ``nan`` for PQL, as R's ``AIC`` of a glmmPQL fit."""
         return -2.0 * self.llf + 2.0 * self.df_modelwc
 
     @cached_property
-    def bic(self):
+    def bic(self) -> float:
         """``-2 llf + log(nobs) df_modelwc``; ``nan`` for PQL."""
         return -2.0 * self.llf + np.log(self.nobs) * self.df_modelwc
 
-    def compare_lr_test(self, restricted):
+    def compare_lr_test(
+            self, restricted: NegBinMixedGLMResults | NegBinMixedGLMResultsWrapper,
+    ) -> tuple[float, float, float]:
         """Likelihood-ratio test against a nested model (R: ``anova(m0, m1)``).
 
         Parameters
@@ -480,7 +493,7 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
 
         return lr_test(self, restricted)
 
-    def profile_ci(self, name="theta", alpha=0.05):
+    def profile_ci(self, name: str = "theta", alpha: float = 0.05) -> tuple[float, float]:
         """Profile-likelihood interval of theta or of a random-effect SD (ML fits).
 
         Parameters
@@ -515,11 +528,11 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
         return profile_ci(self, name, alpha)
 
     @property
-    def scale_sd(self):
+    def scale_sd(self) -> float:
         """Residual SD of the working model (R's ``fit$sigma``)."""
         return float(np.sqrt(self.scale))
 
-    def ranef(self, level=None):
+    def ranef(self, level: str | None = None) -> pd.DataFrame:
         """Predicted random effects of one level as a DataFrame (R: ``ranef``).
 
         Parameters
@@ -547,7 +560,7 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
                             columns=cols)
 
     @cached_property
-    def random_effects(self):
+    def random_effects(self) -> RandomEffects:
         """Mapping of each group to its predicted random effects (MixedLM's layout).
 
         ``res.random_effects[label]`` is a Series of the group's random
@@ -569,7 +582,7 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
                   for k, (name, outer) in enumerate(zip(self.vc_names, self._outermost))]
         return RandomEffects(self._level_labels[0], self._ranef[0], self.exog_re_names, nested)
 
-    def rate_ratios(self, alpha=0.05):
+    def rate_ratios(self, alpha: float = 0.05) -> pd.DataFrame:
         """Incidence-rate ratios ``exp(params)`` with t-based confidence limits.
 
         For a log link these are the multiplicative effects on the expected
@@ -599,8 +612,9 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
                              f"[{alpha / 2:g}": ci[:, 0], f"{1 - alpha / 2:g}]": ci[:, 1]},
                             index=list(self.model.exog_names))
 
-    def subsample(self, size, n_rep, random_state=None, n_jobs=None, progress=False,
-                  **fit_kwargs):
+    def subsample(self, size: int, n_rep: int, random_state: Any = None,
+                  n_jobs: int | None = None, progress: bool = False,
+                  **fit_kwargs: Any) -> SubsampleResults:
         """The tutorial's subsampling study: refit on random subsets of rows.
 
         Theta is held at this fit's value; see :func:`glmmnb.workflows.subsample.subsample`.
@@ -641,8 +655,9 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
         return subsample(self, size, n_rep, random_state=random_state, n_jobs=n_jobs,
                          progress=progress, **fit_kwargs)
 
-    def summary(self, yname=None, xname=None, title=None, alpha=0.05, rate_ratios=False,
-                corr=False):
+    def summary(self, yname: str | None = None, xname: Sequence[str] | None = None,
+                title: str | None = None, alpha: float = 0.05, rate_ratios: bool = False,
+                corr: bool = False) -> Summary:
         """Summary table in R's terms (text, HTML and LaTeX).
 
         Parameters
@@ -680,8 +695,9 @@ class NegBinMixedGLMResults(PredictionMixin, DiagnosticsMixin,
         return build_summary(self, alpha, rate_ratios, yname=yname, xname=xname,
                              title=title, corr=corr)
 
-    def summary2(self, yname=None, xname=None, title=None, alpha=0.05, rate_ratios=False,
-                 corr=False):
+    def summary2(self, yname: str | None = None, xname: Sequence[str] | None = None,
+                 title: str | None = None, alpha: float = 0.05, rate_ratios: bool = False,
+                 corr: bool = False) -> Summary:
         """The same as :meth:`summary` (already built with statsmodels' ``summary2``).
 
         Parameters
@@ -732,7 +748,8 @@ class NegBinMixedGLMResultsWrapper(base.LikelihoodResultsWrapper):
     _wrap_methods = {k: v for k, v in base.LikelihoodResultsWrapper._wrap_methods.items()
                      if k != "conf_int"}
 
-    def conf_int(self, alpha=0.05, cols=None):
+    def conf_int(self, alpha: float = 0.05,
+                 cols: Sequence[int] | None = None) -> pd.DataFrame | np.ndarray:
         ci = self._results.conf_int(alpha=alpha, cols=cols)
         names = getattr(self.model.data, "param_names", None)
         if not isinstance(self.model.data, PandasData) or names is None:
