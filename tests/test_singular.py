@@ -119,3 +119,34 @@ def test_singular_components_survive_remove_data():
     res, _ = _fit(data, exp)
     res.remove_data()
     assert res.is_singular and "singular" in res.summary().as_text()
+
+
+@pytest.mark.parametrize("method", ["pql", "laplace"])
+def test_singular_check_reads_the_fits_own_scale(method, monkeypatch):
+    """lme4's rule is on the covariance relative to the residual variance: PQL's
+    working scale (here 0.17, theta held at 1 against counts with theta ~ 25),
+    and 1 for an ML fit, whose covariances are already the relative ones."""
+    import glmmnb.results
+
+    data = pd.read_csv(REFERENCE / "v01_seed" / "data.csv")
+    data = data.assign(fake=np.tile(list("abcde"), len(data) // 5))
+    seen = []
+    real = glmmnb.results._singular_components
+
+    def spy(model, cov_re, scale):
+        seen.append((np.asarray(cov_re[0]).copy(), scale))
+        return real(model, cov_re, scale)
+
+    monkeypatch.setattr(glmmnb.results, "_singular_components", spy)
+    theta = 1.0 if method == "pql" else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = NegBinMixedGLM.from_formula("counts ~ RNAi", data, groups="fake",
+                                          theta=theta).fit(method=method)
+    cov, scale = seen[-1]                                 # an ML fit starts from PQL's
+    np.testing.assert_array_equal(cov, np.asarray(res.cov_re))
+    if method == "pql":
+        assert scale == res.scale and abs(scale - 1.0) > 0.5
+    else:
+        assert scale == 1.0
+    assert res.is_singular
