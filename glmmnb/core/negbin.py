@@ -74,7 +74,7 @@ def degenerate_means(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return ~np.isfinite(mu) | ((y > 0) & (mu < floor))
 
 
-def separated_rows(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+def separated_rows(y: np.ndarray, mu: np.ndarray, axis: int | None = None) -> np.ndarray:
     """Rows with a zero count whose fitted mean the fit drives to 0 (separation).
 
     A mean below ``MEAN_RATIO_MIN`` times the average count means a linear
@@ -88,6 +88,10 @@ def separated_rows(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
         Counts.
     mu : ndarray
         Fitted means.
+    axis : int, optional
+        The axis of the rows when ``y`` holds a block of responses (features
+        x rows: ``axis=1``); each feature's rows are then compared with its
+        own average count.
 
     Returns
     -------
@@ -100,7 +104,7 @@ def separated_rows(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
     >>> separated_rows(y, np.array([4e-14, 4e-14, 3.5, 3.5])).tolist()
     [True, True, False, False]
     """
-    return (y == 0) & (mu < MEAN_RATIO_MIN * y.mean())
+    return (y == 0) & (mu < MEAN_RATIO_MIN * y.mean(axis=axis, keepdims=axis is not None))
 
 
 def working_response(eta: np.ndarray, y: np.ndarray, mu: np.ndarray,

@@ -173,7 +173,7 @@ def _fit_sub(md: ManyDesign, Ys: np.ndarray, sub: np.ndarray, out: dict, errors:
         runaway = np.zeros(F, dtype=bool)
         theta_conv, se = np.ones(F, dtype=bool), np.full(F, np.nan)
     with np.errstate(invalid="ignore"):
-        sep = _separated(Ys, glm.mu)
+        sep = negbin.separated_rows(Ys, glm.mu, axis=1)
         glm_bad = _degenerate(Ys, glm.mu, "the fixed-effects NB GLM", separated=sep)
     separated = sep.any(axis=1)
     # a separated feature can also leave the normal equations singular (the
@@ -214,27 +214,22 @@ def _degenerate(Y: np.ndarray, mu: np.ndarray, stage: str,
                 separated: np.ndarray | None = None) -> np.ndarray:
     """The model's checks of fitted means (``NegBinMixedGLM._check_means``), row by row.
 
-    ``separated`` is :func:`_separated`'s mask, to report complete separation
-    first.  Returns the error message of every feature ('' where its means
-    are fine).
+    ``separated`` is the mask of :func:`glmmnb.core.negbin.separated_rows`,
+    to report complete separation first.  Returns the error message of every
+    feature ('' where its means are fine).
     """
     msg = np.full(Y.shape[0], "", dtype=object)
     if separated is not None:
         for f in np.flatnonzero(separated.any(axis=1)):
             msg[f] = (f"ValueError: complete separation: {stage} drives the fitted means of "
-                      f"{int(separated[f].sum())} row(s), all with count 0, to 0; a fixed effect is "
-                      "running off to minus infinity (its estimate means nothing)")
+                      f"{int(separated[f].sum())} row(s), all with count 0, to 0; a fixed "
+                      "effect is running off to minus infinity (its estimate means nothing)")
     bad = negbin.degenerate_means(Y, mu)
     for f in np.flatnonzero(bad.any(axis=1) & (msg == "")):
         msg[f] = (f"ValueError: {stage} gives fitted means numerically 0 against their "
                   f"counts, or not finite, in {int(bad[f].sum())} row(s); check their "
                   "exposure or offset")
     return msg
-
-
-def _separated(Y: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """Rows of count 0 whose fitted mean the GLM drove to 0 (complete separation)."""
-    return (Y == 0) & (mu < negbin.MEAN_RATIO_MIN * Y.mean(axis=1, keepdims=True))
 
 
 def _flag(f: int, i: int, pql: BatchPQL, runaway: bool, theta_conv: bool, theta: float,
