@@ -34,6 +34,9 @@ __all__ = ["NegBinMixedGLM"]
 
 _SAME = object()  # refit(theta=...) default: this model's own theta setting
 
+# what _design() and _nlme_strata() keep: recomputed on demand, never pickled
+_DESIGN_CACHES = ("_design_cache", "_strata_cache")
+
 
 def _take(values, keep):
     if values is None or keep is None:
@@ -134,7 +137,7 @@ class NegBinMixedGLM(base.LikelihoodModel):
         # remove_data() wipes these too (statsmodels lists only endog/exog).
         self._data_attr.extend(
             ["groups", "exog_re", "offset", "exposure", "_offset", "_Z", "levels",
-             "_design_cache", "_strata_cache"])
+             *_DESIGN_CACHES])
 
     def _setup(self):
         index = getattr(self.data, "row_labels", None)
@@ -621,10 +624,9 @@ class NegBinMixedGLM(base.LikelihoodModel):
         return new
 
     def __getstate__(self):
-        # the design cache is recomputed on demand; pickles do not carry it
         state = self.__dict__.copy()
-        state.pop("_design_cache", None)
-        state.pop("_strata_cache", None)
+        for key in _DESIGN_CACHES:
+            state.pop(key, None)
         return state
 
     def _theta_for_fit(self, X):
