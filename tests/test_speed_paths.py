@@ -10,7 +10,7 @@ from statsmodels.tools.sm_exceptions import MissingDataError
 
 from conftest import REFERENCE
 from glmmnb import NegBinMixedGLM
-from glmmnb._validation import check_groups
+from glmmnb._validation import _clearly_full_rank, _qr_pivot, check_design, check_groups
 
 
 def _string_columns(data):
@@ -106,6 +106,46 @@ def test_check_groups_label_kinds(labels, kinds):
     else:
         with pytest.raises(TypeError, match=f"mixes label types \\({kinds}\\)"):
             check_groups(labels, 2)
+
+
+def test_categorical_labels_are_checked_by_their_used_categories():
+    mixed = pd.Series(pd.Categorical([1, "1", 1], categories=[1, "1", "x"]))
+    with pytest.raises(TypeError, match=r"mixes label types \(number, str\)"):
+        check_groups(mixed, 3)
+    # an unused category of another kind has no row to merge or split
+    unused = pd.Series(pd.Categorical(["a", "b"], categories=["a", "b", 3]))
+    assert check_groups(unused, 2).tolist() == ["a", "b"]
+    assert check_groups(pd.Categorical(["b", "a"]), 2).tolist() == ["b", "a"]
+
+
+def _qr_rank(X):
+    _, r, _ = _qr_pivot(X)
+    return int(np.sum(np.abs(np.diag(r)) > np.abs(r[0, 0]) * max(X.shape) * np.finfo(float).eps))
+
+
+@pytest.mark.parametrize("kind", ["plain", "scaled", "near_collinear", "collinear", "zero",
+                                  "wide"])
+def test_gram_shortcut_only_claims_what_the_qr_finds(kind):
+    rng = np.random.default_rng(3)
+    X = np.column_stack([np.ones(500), rng.normal(size=500), rng.normal(size=500)])
+    if kind == "scaled":
+        X[:, 2] *= 1e-9
+    elif kind == "near_collinear":
+        X[:, 2] = X[:, 1] + 1e-7 * rng.normal(size=500)
+    elif kind == "collinear":
+        X[:, 2] = 2.0 * X[:, 1] - X[:, 0]
+    elif kind == "zero":
+        X[:, 2] = 0.0
+    elif kind == "wide":
+        X = X[:2]
+    full = _qr_rank(X) == X.shape[1]
+    assert _clearly_full_rank(X) == (kind == "plain")
+    assert full == (kind in ("plain", "scaled", "near_collinear"))
+    if full:
+        assert check_design(X, ["a", "b", "c"]) is not None
+    else:
+        with pytest.raises(ValueError, match="collinear"):
+            check_design(X, ["a", "b", "c"])
 
 
 def _plain_random_effects(res):
