@@ -55,10 +55,35 @@ BOUNDARY_FLOOR = {"acceptance": {"variance": 4e-6, "ranef": 2e-3},
 
 TIERS = {"acceptance": ACCEPTANCE, "regression": REGRESSION}
 
+# Cases whose inner ML optimum is flatter than R's optimiser resolves: the
+# regression tier is widened by the factor, for that case only.
+#   x10_three_coefficients (3 x 3 covariance, 6 parameters): on R's own final
+#   working data nlme's nlminb stops ("singular convergence") 3.9e-10 below the
+#   log-likelihood glmmnb reaches (test_lmm's test_three_coefficients_...), and
+#   that flat stretch holds params 2.4e-6, cov_params 4.2e-5 and correlations
+#   4.6e-6 apart.
+FLAT_OPTIMUM = {"x10_three_coefficients": 5.0}
+
+
+def case_tier(tier, case):
+    """The tier to compare one stored case in: ``tier``, or for a case in
+    :data:`FLAT_OPTIMUM` the regression tier widened by its factor."""
+    factor = FLAT_OPTIMUM.get(case) if tier == "regression" else None
+    return tier if factor is None else f"regression x{factor:g}"
+
+
+def _tier(tier):
+    """(tolerances, boundary floors) of a tier name, widened ones included."""
+    if tier in TIERS:
+        return TIERS[tier], BOUNDARY_FLOOR[tier]
+    factor = float(tier.removeprefix("regression x"))
+    return ({k: (r * factor, a * factor) for k, (r, a) in REGRESSION.items()},
+            {k: v * factor for k, v in BOUNDARY_FLOOR["regression"].items()})
+
 
 def assert_close(got, want, tier, quantity, err_msg=""):
     """``assert_allclose`` with one tier's tolerance for one quantity."""
-    rtol, atol = TIERS[tier][quantity]
+    rtol, atol = _tier(tier)[0][quantity]
     np.testing.assert_allclose(np.asarray(got, dtype=float), np.asarray(want, dtype=float),
                                rtol=rtol, atol=atol, err_msg=err_msg or quantity)
 
@@ -75,10 +100,10 @@ def assert_cov_re_close(got, want, tier):
     var_g, var_w = np.diag(got), np.diag(want)
     low = var_w < NEAR_ZERO_VARIANCE
     np.testing.assert_allclose(var_g[low], var_w[low], rtol=0,
-                               atol=BOUNDARY_FLOOR[tier]["variance"],
+                               atol=_tier(tier)[1]["variance"],
                                err_msg="boundary variance")
     ok = ~low
-    rtol, atol = TIERS[tier]["re_sd"]
+    rtol, atol = _tier(tier)[0]["re_sd"]
     sd_g, sd_w = np.sqrt(np.clip(var_g, 0, None)), np.sqrt(var_w)
     np.testing.assert_allclose(sd_g[ok], sd_w[ok], rtol=rtol, err_msg="random-effect SD")
     inner = np.outer(ok, ok)
@@ -95,8 +120,8 @@ def assert_ranef_close(got, want, variance, tier):
     if tier == "acceptance":
         rtol, atol = ACCEPTANCE["ranef"]
     elif variance < NEAR_ZERO_VARIANCE:
-        rtol, atol = 0.0, BOUNDARY_FLOOR[tier]["ranef"]
+        rtol, atol = 0.0, _tier(tier)[1]["ranef"]
     else:
-        rtol, atol = 0.0, REGRESSION["ranef"][0] * np.sqrt(variance)
+        rtol, atol = 0.0, _tier(tier)[0]["ranef"][0] * np.sqrt(variance)
     np.testing.assert_allclose(np.asarray(got, float), np.asarray(want, float),
                                rtol=rtol, atol=atol, err_msg="ranef")

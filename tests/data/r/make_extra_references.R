@@ -4,7 +4,8 @@
 # the glmer.nb / glmmTMB comparison blocks are not produced here).
 #
 # Usage (from the repository root):
-#   Rscript tests/data/r/make_extra_references.R            # write x01..x06
+#   Rscript tests/data/r/make_extra_references.R            # write x01..x06, x10
+#   Rscript tests/data/r/make_extra_references.R x10        # write only x10
 #   Rscript tests/data/r/make_extra_references.R --check    # also refit v05, v06,
 #       v11 from tests/data/reference and report the largest relative
 #       difference to their expected.json (a check of this script's pipeline)
@@ -326,6 +327,59 @@ make_x06 <- function() {
 }
 
 # ---------------------------------------------------------------------------
+# x10: three random coefficients per slide (intercept, area, depth), correlated:
+# the only case whose per-group systems are 3 x 3, solved by Cholesky rather
+# than by the closed forms used for one or two coefficients
+# ---------------------------------------------------------------------------
+make_x10 <- function() {
+  set.seed(20240110)
+  n_slides <- 24
+  sizes <- sample(25:40, n_slides, replace = TRUE)
+  slide_ids <- sprintf("s%03d", seq_len(n_slides))
+  trt <- rep(c("control", "target"), length.out = n_slides)
+  S <- matrix(c(0.09, 0.02, -0.015,
+                0.02, 0.04, 0.01,
+                -0.015, 0.01, 0.05), 3)
+  U <- MASS::mvrnorm(n_slides, c(0, 0, 0), S)
+  rows <- lapply(seq_len(n_slides), function(i) {
+    n <- sizes[i]
+    area <- r4(rnorm(n))
+    depth <- r4(runif(n, -1, 1))
+    eta <- 1.4 + 0.3 * (trt[i] == "target") + U[i, 1] + (0.3 + U[i, 2]) * area +
+      (-0.2 + U[i, 3]) * depth
+    data.frame(slide = slide_ids[i], treatment = trt[i], area = area, depth = depth,
+               counts = rnbinom(n, size = 4, mu = exp(eta)))
+  })
+  dat <- do.call(rbind, rows)
+  write_case("x10_three_coefficients", dat,
+             fixed = "counts ~ treatment + area + depth", random = ~ area + depth | slide,
+             levels = "slide", groups = "slide", re_formula = "~area + depth")
+  write_final_lme("x10_three_coefficients", counts ~ treatment + area + depth,
+                  ~ area + depth | slide)
+}
+
+# The final inner fit of glmmPQL on its own working data (zz, invwt), written
+# to working.csv and refitted from the numbers read back, with its ML
+# log-likelihood: a check of the inner LMM alone, on R's exact input.
+write_final_lme <- function(name, fml, random) {
+  dir <- file.path(out_root, name)
+  dat <- read.csv(file.path(dir, "data.csv"), stringsAsFactors = TRUE)
+  theta <- glm.nb(fml, data = dat)$theta
+  pql <- glmmPQL(fml, random = random, family = negative.binomial(theta = theta),
+                 data = dat, verbose = FALSE)
+  csv <- file.path(dir, "working.csv")
+  write.csv(data.frame(zz = pql$data$zz, invwt = pql$data$invwt), csv, row.names = FALSE)
+  work <- cbind(dat, read.csv(csv))
+  fit <- lme(update(fml, zz ~ .), random = random, data = work,
+             weights = varFixed(~invwt), method = "ML")
+  pd <- pdMatrix(fit$modelStruct$reStruct)[[1]]
+  writeLines(to_json(list(loglik = as.numeric(logLik(fit)), params = unname(fixef(fit)),
+                          cov_re = unname(pd * fit$sigma^2), sigma = fit$sigma,
+                          r_version = R.version.string, packages = pkg_versions())),
+             file.path(dir, "working.json"))
+}
+
+# ---------------------------------------------------------------------------
 # Optional pipeline check against shared references
 # ---------------------------------------------------------------------------
 check_shared <- function() {
@@ -354,10 +408,8 @@ check_shared <- function() {
   }
 }
 
-make_x01()
-make_x02()
-make_x03()
-make_x04()
-make_x05()
-make_x06()
+makers <- list(x01 = make_x01, x02 = make_x02, x03 = make_x03, x04 = make_x04,
+               x05 = make_x05, x06 = make_x06, x10 = make_x10)
+chosen <- intersect(args, names(makers))   # e.g. "x10" writes only x10
+for (nm in if (length(chosen)) chosen else names(makers)) makers[[nm]]()
 if ("--check" %in% args) check_shared()
