@@ -247,3 +247,41 @@ def test_three_coefficients_inner_fit_on_rs_working_data():
     assert fit.converged
     np.testing.assert_allclose(fit.params, ref["params"], rtol=1e-5)
     np.testing.assert_allclose(fit.cov_re[0], ref["cov_re"], rtol=2e-4, atol=1e-6)
+
+
+def _one_row_per_group_reducer():
+    from glmmnb.core._blocks import sum_log
+    from glmmnb.core.lmm import _Reducer, _row_structure
+
+    rng = np.random.default_rng(0)
+    n = 30
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    levels = [Level(np.arange(n), n, (0,))]
+    w = np.ones(n)
+    T = _row_structure(X, np.ones((n, 1)), levels).crossproducts(rng.normal(size=n), w)
+    return _Reducer(T, levels, n, 2, sum_log(w))
+
+
+def test_an_exact_fit_is_an_infinite_deviance_not_minus_infinity():
+    """One row per group: at an SD ratio of 1e8 the random intercepts absorb every
+    residual and r^2 rounds to 0.  log(0) would make that the best point of the
+    search (-inf); the deviance is +inf there, by both routes."""
+    red = _one_row_per_group_reducer()
+    ls = np.array([1.0, 1e3, 1e8, 1e10])
+    dev = red.deviance_scalar(ls)
+    assert np.all(np.isfinite(dev[:2])) and np.all(dev[2:] == np.inf)
+    assert [red.deviance(np.array([v])) for v in ls[2:]] == [np.inf, np.inf]
+    np.testing.assert_allclose(dev[:2], [red.deviance(np.array([v])) for v in ls[:2]],
+                               rtol=1e-12)
+
+
+def test_the_optimisers_convergence_flag_reaches_the_fit(monkeypatch):
+    import glmmnb.core.lmm as lmm
+
+    g, X, y = _simulate(0)
+    real = lmm._optimize
+    monkeypatch.setattr(lmm, "_optimize", lambda *a: (real(*a)[0], False))
+    fit = fit_lmm(X, y, np.ones_like(y), np.ones((len(y), 1)), [Level(g, 25, (0,))])
+    assert fit.converged is False
+    monkeypatch.setattr(lmm, "_optimize", real)
+    assert fit_lmm(X, y, np.ones_like(y), np.ones((len(y), 1)), [Level(g, 25, (0,))]).converged
