@@ -285,3 +285,25 @@ def test_the_optimisers_convergence_flag_reaches_the_fit(monkeypatch):
     assert fit.converged is False
     monkeypatch.setattr(lmm, "_optimize", real)
     assert fit_lmm(X, y, np.ones_like(y), np.ones((len(y), 1)), [Level(g, 25, (0,))]).converged
+
+
+@pytest.mark.parametrize("A, minor", [
+    (np.array([[0.0, 0.0], [0.0, 1.0]]), 1),
+    (np.array([[-1.0, 0.0], [0.0, 1.0]]), 1),
+    (np.array([[1.0, 2.0], [2.0, 1.0]]), 2),
+])
+def test_cho_solve_refuses_what_is_not_positive_definite(A, minor):
+    """scipy's cho_factor's error, which solve_fixed turns into its least-squares fallback."""
+    from glmmnb.core.lmm import _cho_solve
+
+    with pytest.raises(np.linalg.LinAlgError, match=f"^{minor}-th leading minor"):
+        _cho_solve(A, np.ones(2))
+
+
+def test_cho_solve_solves():
+    from glmmnb.core.lmm import _cho_solve
+
+    A = np.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
+    b = np.array([1.0, -2.0, 0.5])
+    np.testing.assert_allclose(_cho_solve(A, b), np.linalg.solve(A, b), rtol=1e-14)
+    np.testing.assert_allclose(_cho_solve(A, b, lower=False), np.linalg.solve(A, b), rtol=1e-14)

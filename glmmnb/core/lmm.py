@@ -335,7 +335,6 @@ class _Reducer:
         self.T_inner = T_inner
         self.levels = levels
         self.nobs = nobs
-        self.p = p
         self.sum_log_w = sum_log_w
         self.d = T_inner.shape[1]
         self.xi = np.arange(self.d - p - 1, self.d - 1)
@@ -354,7 +353,7 @@ class _Reducer:
             q = len(r)
             Tr = T_inner[:, :, r]                                 # (G, d, q)
             self._single = {
-                "r": r, "q": q, "Tsum": T_inner.sum(axis=0),
+                "q": q, "Tsum": T_inner.sum(axis=0),
                 # columns of Tr side by side: (G, q * d), column (a, i) = T[:, i, r[a]]
                 "Tr": np.ascontiguousarray(np.swapaxes(Tr, 1, 2)).reshape(-1, q * self.d),
                 "Trr": T_inner[:, r][:, :, r],
