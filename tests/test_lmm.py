@@ -307,3 +307,12 @@ def test_cho_solve_solves():
     b = np.array([1.0, -2.0, 0.5])
     np.testing.assert_allclose(_cho_solve(A, b), np.linalg.solve(A, b), rtol=1e-14)
     np.testing.assert_allclose(_cho_solve(A, b, lower=False), np.linalg.solve(A, b), rtol=1e-14)
+
+
+def test_non_finite_cross_products_are_a_clear_error():
+    red = _one_row_per_group_reducer()
+    S = red.T_inner.sum(axis=0).copy()
+    S[-1, -1] = np.inf
+    with pytest.raises(ValueError, match=r"^the working LMM's cross-products are not finite: "
+                                         r"the working weights or response overflowed"):
+        red.solve_fixed(S)
