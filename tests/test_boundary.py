@@ -129,3 +129,26 @@ def test_scalar_curvature_on_unbalanced_groups(l):
     at = lambda s: float(red.deviance_scalar([np.exp(s / 2)])[0])  # noqa: E731
     s = np.log(l * l)
     assert d2 == pytest.approx((at(s + h) - 2 * at(s) + at(s - h)) / h ** 2, rel=2e-6)
+
+
+def test_a_group_without_its_random_slope_column_raises_no_runtime_warning():
+    """``re_formula="0 + area"`` with area 0 in every row of one slide: that slide's
+    ``T_rr`` is 0, so the far-l limit form (``1 / T_rr``) is not formed at all."""
+    import warnings
+
+    import pandas as pd
+
+    from glmmnb import NegBinMixedGLM
+
+    rng = np.random.default_rng(1)
+    g = np.repeat(np.arange(12), 20)
+    area = rng.normal(size=g.size)
+    area[g == 0] = 0.0
+    y = rng.poisson(np.exp(1 + 0.3 * area + rng.normal(0, 0.3, 12)[g] * area))
+    data = pd.DataFrame({"y": y, "area": area, "slide": [f"s{k}" for k in g]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = NegBinMixedGLM.from_formula("y ~ area", data, groups="slide",
+                                          re_formula="0 + area", theta=5).fit()
+    assert res.converged and np.isfinite(res.bse).all()
+    assert 0.01 < float(res.cov_re.iloc[0, 0]) < 1.0
