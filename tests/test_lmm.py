@@ -316,3 +316,20 @@ def test_non_finite_cross_products_are_a_clear_error():
     with pytest.raises(ValueError, match=r"^the working LMM's cross-products are not finite: "
                                          r"the working weights or response overflowed"):
         red.solve_fixed(S)
+
+
+def test_a_singular_fixed_effects_block_falls_back_to_least_squares():
+    """A trial covariance that absorbs a fixed effect leaves ``X' V^-1 X`` singular;
+    the deviance stays finite: beta from least squares, r^2 the residual sum of
+    squares of that fit (here: the duplicated column, by hand)."""
+    from glmmnb.core.lmm import _Reducer
+
+    rng = np.random.default_rng(4)
+    x, z = rng.normal(size=40), rng.normal(size=40)
+    A = np.column_stack([np.ones(40), x, x, z])          # [Z, X (x twice), z]
+    S = A.T @ A
+    red = _Reducer(np.zeros((1, 4, 4)), [Level(np.zeros(40, int), 1, (0,))], 40, 2, 0.0)
+    beta, r2, _ = red.solve_fixed(S)
+    slope = (x @ z) / (x @ x)
+    np.testing.assert_allclose(beta, [slope / 2, slope / 2], rtol=1e-10)
+    assert r2 == pytest.approx(float(((z - slope * x) ** 2).sum()), rel=1e-10)
