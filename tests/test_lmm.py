@@ -333,3 +333,32 @@ def test_a_singular_fixed_effects_block_falls_back_to_least_squares():
     slope = (x @ z) / (x @ x)
     np.testing.assert_allclose(beta, [slope / 2, slope / 2], rtol=1e-10)
     assert r2 == pytest.approx(float(((z - slope * x) ** 2).sum()), rel=1e-10)
+
+
+@pytest.mark.parametrize("layout", ["sorted", "shuffled", "two_rows_reversed", "one_row",
+                                    "across_blocks"])
+def test_group_rows_give_the_plain_group_sums(layout):
+    """The reordered, block-wise cross-products of ``_GroupRows`` against
+    ``group_crossproducts`` on the same columns: intercepts, a per-group
+    constant, a repeated column, a varying one and the response."""
+    from glmmnb.core._blocks import BLOCK
+    from glmmnb.core.lmm import _GroupRows
+
+    rng = np.random.default_rng(7)
+    sizes = {"sorted": (6, 40), "shuffled": (6, 40), "two_rows_reversed": (2, 2),
+             "one_row": (1, 1), "across_blocks": (3, BLOCK + 500)}
+    G, n = sizes[layout]
+    codes = np.sort(rng.integers(0, G, n))
+    codes[:G] = np.arange(G)
+    codes = np.sort(codes)
+    if layout == "shuffled":
+        codes = rng.permutation(codes)
+    elif layout == "two_rows_reversed":
+        codes = np.array([1, 0])
+    ones, x = np.ones(n), rng.normal(size=n)
+    per_group = rng.normal(size=G)[codes]
+    F = [ones, x, ones, per_group, x]
+    z, w = rng.normal(size=n), rng.uniform(0.5, 2.0, n)
+    got = _GroupRows(codes, G, F).crossproducts(z, w)
+    want = group_crossproducts(codes, G, np.column_stack(F + [z]), w)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
