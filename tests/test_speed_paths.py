@@ -354,7 +354,8 @@ def test_joint_pass_is_the_same_in_any_block_size(monkeypatch):
     n = 5000
     X = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(0, 2, n)])
     y = rng.negative_binomial(4, 4 / (4 + np.exp(X @ [1.0, 0.3, -0.5]))).astype(float)
-    args = (y, X, rng.normal(0, 0.1, n), np.array([0.9, 0.25, -0.4]), 3.0, _CountTable(y))
+    args = (y, np.ascontiguousarray(X.T), rng.normal(0, 0.1, n), np.array([0.9, 0.25, -0.4]),
+            3.0, _CountTable(y))
     one = _JointPass(*args)
     monkeypatch.setattr(blocks_mod, "BLOCK", 700)
     many = _JointPass(*args)

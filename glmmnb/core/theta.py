@@ -323,7 +323,8 @@ def _joint_newton(y: np.ndarray, X: np.ndarray, offset: np.ndarray, beta: np.nda
     """Newton's method on ``(beta, log theta)`` from a close start; None if it cannot go on."""
     p = X.shape[1]
     off = offset if np.any(offset) else None
-    cur = _JointPass(y, X, off, beta, theta, table)
+    XT = np.ascontiguousarray(X.T)
+    cur = _JointPass(y, XT, off, beta, theta, table)
     for it in range(1, maxiter + 1):
         try:
             chol = np.linalg.cholesky(-cur.hess)
@@ -340,7 +341,7 @@ def _joint_newton(y: np.ndarray, X: np.ndarray, offset: np.ndarray, beta: np.nda
             new_beta, new_theta = beta + step[:p], float(theta * np.exp(step[p]))
             if not new_theta < THETA_MAX:
                 return None
-            new = _JointPass(y, X, off, new_beta, new_theta, table)
+            new = _JointPass(y, XT, off, new_beta, new_theta, table)
             # a step that lowers the likelihood (beyond rounding) is halved
             if new.loglike >= cur.loglike - 1e-12 * abs(cur.loglike):
                 break
@@ -359,25 +360,29 @@ class _JointPass:
     theta) r^2`` and ``d2l/deta dtheta = (y - mu) mu r^2``; the theta
     derivatives are :func:`_score_info`'s.  ``X' W X`` with the IRLS weights
     ``theta mu r`` is accumulated too, for the coefficients' covariance.
+
+    The design comes transposed, ``XT = X.T`` as a C-contiguous ``(p, n)``
+    array: each weighted copy of a block's columns is then written row by
+    row, 20 times faster than into the columns of an ``(n, 2p)`` buffer,
+    which was half of the pass.
     """
 
-    def __init__(self, y: np.ndarray, X: np.ndarray, offset: np.ndarray, beta: np.ndarray,
-                 theta: float, table: _CountTable) -> None:
-        p = X.shape[1]
+    def __init__(self, y: np.ndarray, XT: np.ndarray, offset: np.ndarray | None,
+                 beta: np.ndarray, theta: float, table: _CountTable) -> None:
+        p = XT.shape[0]
         self.theta = theta
-        # per row: the two weight vectors of the p x p blocks side by side, and
-        # the two of the gradient and the cross term, so that each block
-        # needs one product for each pair
+        # per row: the two weight vectors of the p x p blocks stacked, and the
+        # two of the gradient and the cross term, so that each block needs one
+        # product for each pair
         gh = np.zeros((p, 2))
         hf = np.zeros((p, 2 * p))
         s_log = s_r = s_inv = s_r2 = s_ye = s_ylog = 0.0
-        # the weighted columns of each block go into one buffer, reused: an
-        # hstack per block allocated and copied them again (3 ms a fit at 1e5)
-        buf = np.empty((min(BLOCK, y.shape[0]), 2 * p))
-        wts = np.empty((buf.shape[0], 2))
+        # the weighted columns of each block go into one buffer, reused
+        buf = np.empty((2 * p, min(BLOCK, y.shape[0])))
+        wts = np.empty((2, buf.shape[1]))
         for s in blocks(y.shape[0]):
-            Xs, ys = X[s], y[s]
-            e = Xs @ beta
+            Xs, ys = XT[:, s], y[s]
+            e = beta @ Xs
             if offset is not None:
                 e += offset[s]
             m = np.exp(e)
@@ -390,13 +395,13 @@ class _JointPass:
             mr = m * r
             dr = (ys - m) * r
             k = ys.shape[0]
-            wk, bk = wts[:k], buf[:k]
-            wk[:, 0] = dr
-            np.multiply(dr, mr, out=wk[:, 1])
-            gh += Xs.T @ wk
-            np.multiply(Xs, (mr * ytr)[:, None], out=bk[:, :p])
-            np.multiply(Xs, mr[:, None], out=bk[:, p:])
-            hf += Xs.T @ bk
+            wk, bk = wts[:, :k], buf[:, :k]
+            wk[0] = dr
+            np.multiply(dr, mr, out=wk[1])
+            gh += Xs @ wk.T
+            np.multiply(Xs, mr * ytr, out=bk[:p])
+            np.multiply(Xs, mr, out=bk[p:])
+            hf += Xs @ bk.T
             np.log(tm, out=tm)
             s_log += tm.sum()
             s_ylog += ys @ tm
