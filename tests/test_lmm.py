@@ -189,10 +189,10 @@ def test_scalar_optimum_by_newton_or_brent_is_the_same(monkeypatch):
         return orig(*args, **kwargs)
 
     monkeypatch.setattr(opt.optimize, "minimize_scalar", brent)
-    fast, ok = opt._optimize_scalar(red, 0.5, 1e-12)
+    fast, ok = opt._optimize_scalar(red, 0.5)
     assert ok and not calls                           # Newton finished: no Brent
     monkeypatch.setattr(opt, "_NEWTON_STEPS", 0)      # Newton cannot finish: Brent
-    slow, ok2 = opt._optimize_scalar(red, 0.5, 1e-12)
+    slow, ok2 = opt._optimize_scalar(red, 0.5)
     assert ok2 and calls
     np.testing.assert_allclose(fast, slow, rtol=1e-9)
     # and it is a minimum: the slope in log(l^2) vanishes there
@@ -362,3 +362,29 @@ def test_group_rows_give_the_plain_group_sums(layout):
     got = _GroupRows(codes, G, F).crossproducts(z, w)
     want = group_crossproducts(codes, G, np.column_stack(F + [z]), w)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_deviance_still_falling_at_the_largest_sd_is_not_converged():
+    """The grid is extended a decade at a time up to 1e8 residual SDs; a deviance
+    still falling there is reported at the cap and as not converged."""
+    from glmmnb.core import lmm_optimize as opt
+
+    class Falling:
+        def deviance_scalar(self, ls):
+            return -np.log1p(np.square(np.asarray(ls, float)))
+
+    theta, ok = opt._optimize_scalar(Falling(), 0.0)
+    assert not ok
+    assert theta.shape == (1,) and opt._SCALAR_MAX <= theta[0] < 10 * opt._SCALAR_MAX
+
+
+def test_a_random_slope_fit_raises_no_optimizer_warning():
+    """L-BFGS-B's options are all ones scipy knows (an unknown key is an OptimizeWarning)."""
+    import warnings
+
+    g, X, y = _simulate(4, slope=True)
+    Z = np.column_stack([np.ones(len(y)), X[:, 1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_lmm(X, y, np.ones_like(y), Z, [Level(g, 25, (0, 1))])
+    assert fit.converged

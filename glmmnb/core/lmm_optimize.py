@@ -231,7 +231,7 @@ def _optimize(red: _Reducer, theta0: np.ndarray, tol: float) -> tuple[np.ndarray
         # its (K, G) @ (G, d^2) products woke OpenBLAS's second thread ~20
         # times a fit: 0.35 ms each on a busy machine, 0.01 ms on one thread
         with one_blas_thread():
-            return _optimize_scalar(red, float(theta0[0]), tol)
+            return _optimize_scalar(red, float(theta0[0]))
     bounds = _bounds(levels)
     options = {"ftol": tol, "gtol": 1e-9, "maxiter": 1000}
     # the exact gradient: one deviance evaluation per step instead of
@@ -264,7 +264,7 @@ def _optimize(red: _Reducer, theta0: np.ndarray, tol: float) -> tuple[np.ndarray
 _SCALAR_MAX = 1e8
 
 
-def _optimize_scalar(red: _Reducer, start: float, tol: float) -> tuple[np.ndarray, bool]:
+def _optimize_scalar(red: _Reducer, start: float) -> tuple[np.ndarray, bool]:
     """One relative SD: bracket on the log scale, then Newton or Brent; check the boundary.
 
     The grid covers 1e-4 to 100 residual SDs and is extended a decade at a
@@ -277,7 +277,9 @@ def _optimize_scalar(red: _Reducer, start: float, tol: float) -> tuple[np.ndarra
     iterations) find the optimum in 3-6 evaluations where Brent takes 15-20
     and then needs the same steps to resolve its last digits.  Brent runs
     where they cannot finish inside the bracket: a flat or concave
-    deviance, an uphill step, a singular solve.
+    deviance, an uphill step, a singular solve.  Its precision is Newton's
+    (:data:`_NEWTON_DONE`), not the relative deviance tolerance L-BFGS-B
+    takes for several SDs.
     """
     grid = np.concatenate([[0.0], np.logspace(-4, 2, 25)])
     if start > 0:
