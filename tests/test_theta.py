@@ -69,3 +69,73 @@ def test_poisson_side_read_off_the_leading_term(theta0):
     assert theta_ml(y2, np.full(y2.size, 5.0), theta0=theta0)[0] < 10
     far, _ = theta_ml_batch(y2[None], np.full((1, y2.size), 5.0), theta0=np.array([theta0]))
     assert far[0] == pytest.approx(theta_ml(y2, np.full(y2.size, 5.0))[0], rel=1e-8)
+
+
+def _nb_data(n=3000, seed=11, offset=True):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(0, 2, n)])
+    off = rng.normal(0.0, 0.3, n) if offset else np.zeros(n)
+    mu = np.exp(X @ [1.2, 0.4, -0.3] + off)
+    y = rng.negative_binomial(2.5, 2.5 / (2.5 + mu)).astype(float)
+    return y, X, off
+
+
+def test_joint_pass_is_the_nb_likelihood_and_its_derivatives():
+    """Log-likelihood, gradient and Hessian in (beta, log theta) of one pass, against
+    negbin.loglike and central differences; X'WX and theta's information by hand."""
+    from glmmnb.core import negbin
+    from glmmnb.core.theta import _CountTable, _JointPass, _score_info
+
+    y, X, off = _nb_data()
+    table = _CountTable(y)
+    XT = np.ascontiguousarray(X.T)
+
+    def ll(v):
+        return negbin.loglike(y, np.exp(X @ v[:3] + off), float(np.exp(v[3])))
+
+    point = np.array([1.1, 0.35, -0.25, np.log(2.0)])
+    jp = _JointPass(y, XT, off, point[:3], 2.0, table)
+    mu = np.exp(X @ point[:3] + off)
+    assert jp.loglike == pytest.approx(ll(point), rel=1e-13)
+    h = 1e-5
+    eye = np.eye(4) * h
+    num_grad = np.array([(ll(point + e) - ll(point - e)) / (2 * h) for e in eye])
+    np.testing.assert_allclose(jp.grad, num_grad, rtol=1e-6, atol=1e-6)
+
+    def grad_at(v):
+        return _JointPass(y, XT, off, v[:3], float(np.exp(v[3])), table).grad
+
+    num_hess = np.array([(grad_at(point + e) - grad_at(point - e)) / (2 * h) for e in eye])
+    np.testing.assert_allclose(jp.hess, num_hess, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(jp.hess, jp.hess.T, rtol=1e-13)
+    w = 2.0 * mu / (mu + 2.0)
+    np.testing.assert_allclose(jp.cov_params(), np.linalg.inv(X.T @ (w[:, None] * X)),
+                               rtol=1e-10)
+    assert jp.info_theta == pytest.approx(_score_info(2.0, y, mu, table)[1], rel=1e-10)
+    no_offset = _JointPass(y, XT, None, point[:3], 2.0, table)
+    assert no_offset.loglike == pytest.approx(
+        negbin.loglike(y, np.exp(X @ point[:3]), 2.0), rel=1e-13)
+
+
+@pytest.mark.parametrize("offset", [True, False])
+def test_joint_newton_lands_on_the_alternations_maximum(offset):
+    """From a start 5 % off, Newton's steps on (beta, log theta) reach glm.nb's joint
+    maximum (the alternation on all rows) in a few passes, with the same GLM."""
+    from glmmnb.core.nbglm import fit_nb_glm
+    from glmmnb.core.theta import _alternate, _CountTable, _joint_newton
+
+    y, X, off = _nb_data(offset=offset)
+    table = _CountTable(y)
+    ref = _alternate(y, X, off, 1e-12, 200, table)
+    fit = _joint_newton(y, X, off, ref.glm.params * 1.05, ref.theta * 1.05, table)
+    assert fit is not None
+    assert fit.converged is True and fit.at_limit is False and 2 <= fit.n_iter <= 6
+    assert fit.theta == pytest.approx(ref.theta, rel=1e-10)
+    assert fit.se_theta == pytest.approx(ref.se_theta, rel=1e-8)
+    assert fit.loglike == pytest.approx(ref.loglike, rel=1e-13)
+    np.testing.assert_allclose(fit.glm.params, ref.glm.params, rtol=1e-9)
+    np.testing.assert_allclose(fit.glm.mu, np.exp(X @ fit.glm.params + off), rtol=1e-13)
+    np.testing.assert_allclose(fit.glm.eta, X @ fit.glm.params + off, rtol=1e-13)
+    at = fit_nb_glm(y, X, off, fit.theta, start=fit.glm.params)
+    np.testing.assert_allclose(fit.glm.cov_params, at.cov_params, rtol=1e-7)
+    assert fit.glm.converged is True and fit.glm.n_iter == fit.n_iter
