@@ -139,3 +139,55 @@ def test_joint_newton_lands_on_the_alternations_maximum(offset):
     at = fit_nb_glm(y, X, off, fit.theta, start=fit.glm.params)
     np.testing.assert_allclose(fit.glm.cov_params, at.cov_params, rtol=1e-7)
     assert fit.glm.converged is True and fit.glm.n_iter == fit.n_iter
+
+
+@pytest.mark.parametrize("n, joint", [(10_000, False), (12_000, True)])
+def test_large_data_take_the_subsample_start_and_the_joint_steps(n, joint, monkeypatch):
+    """Above 2 * START_ROWS rows the alternation sees only the subsample (its
+    distinct draws), and the joint steps finish; at or below, it sees all rows.
+    A broken start or joint step would fall back to the alternation on all rows
+    and give the same theta, only slower, so the route is what is checked."""
+    from glmmnb.core import theta as theta_mod
+
+    y, X, off = _nb_data(n=n)
+    seen = []
+    real = theta_mod._alternate
+
+    def spy(y_, *args):
+        seen.append(len(y_))
+        return real(y_, *args)
+
+    monkeypatch.setattr(theta_mod, "_alternate", spy)
+    fit = estimate_theta(y, X, off)
+    if joint:
+        assert len(seen) == 1 and 0.6 * theta_mod.START_ROWS < seen[0] <= theta_mod.START_ROWS
+    else:
+        assert seen == [n]
+    assert fit.converged and fit.theta == pytest.approx(real(
+        y, X, off, 1e-12, 200, theta_mod._CountTable(y)).theta, rel=1e-9)
+
+
+def test_subsample_start_is_reproducible_and_honours_the_offset(monkeypatch):
+    from glmmnb.core import theta as theta_mod
+
+    y, X, off = _nb_data(n=12_000)
+    one = theta_mod._subsample_start(y, X, off, 1e-10, 100)
+    two = theta_mod._subsample_start(y, X, off, 1e-10, 100)
+    assert one[1] == two[1] and np.array_equal(one[0], two[0])
+    # where the joint steps give up, the alternation on all rows keeps the offset
+    monkeypatch.setattr(theta_mod, "_joint_newton", lambda *a: None)
+    fit = estimate_theta(y, X, off)
+    ref = theta_mod._alternate(y, X, off, 1e-10, 100, theta_mod._CountTable(y))
+    assert fit.theta == ref.theta and fit.n_iter == ref.n_iter
+
+
+def test_poisson_side_is_read_per_feature_in_a_batch():
+    from glmmnb.core.batched_theta import theta_ml_batch
+
+    under = np.tile([4.0, 5.0, 6.0, 5.0], 50)
+    over = np.tile([0.0, 10.0, 2.0, 8.0], 50)
+    # the under-dispersed feature's means a rounding off its mean, as above
+    mu = np.vstack([np.full(200, 5.0 * (1 + 1e-12)), np.full(200, 5.0)])
+    theta, _ = theta_ml_batch(np.vstack([under, over]), mu, theta0=np.full(2, 1e7))
+    assert theta[0] == THETA_MAX
+    assert theta[1] == pytest.approx(theta_ml(over, np.full(200, 5.0))[0], rel=1e-8)
