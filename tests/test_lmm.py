@@ -247,6 +247,20 @@ def test_three_coefficients_inner_fit_on_rs_working_data():
     assert fit.converged
     np.testing.assert_allclose(fit.params, ref["params"], rtol=1e-5)
     np.testing.assert_allclose(fit.cov_re[0], ref["cov_re"], rtol=2e-4, atol=1e-6)
+    assert fit.deviance == pytest.approx(red.deviance(fit.theta), rel=1e-12)
+    # BLUPs and fitted values by the dense formula, group by group:
+    # b_g = Psi Z_g' V_g^-1 (z_g - X_g beta), V_g = Z_g Psi Z_g' + scale W_g^-1
+    psi, r = fit.cov_re[0], z - X @ fit.params
+    for g in range(len(labels)):
+        rows = codes == g
+        Zg = Z[rows]
+        V = Zg @ psi @ Zg.T + np.diag(fit.scale / w[rows])
+        blup = psi @ Zg.T @ np.linalg.solve(V, r[rows])
+        np.testing.assert_allclose(fit.random_effects[0][g], blup,
+                                   rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(
+        fit.fitted, X @ fit.params + np.einsum("ij,ij->i", Z, fit.random_effects[0][codes]),
+        rtol=1e-12)
 
 
 def _one_row_per_group_reducer():
