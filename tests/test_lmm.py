@@ -402,3 +402,14 @@ def test_a_random_slope_fit_raises_no_optimizer_warning():
         warnings.simplefilter("error")
         fit = fit_lmm(X, y, np.ones_like(y), Z, [Level(g, 25, (0, 1))])
     assert fit.converged
+
+
+@pytest.mark.parametrize("value", [1.0, 2.0, 0.5])
+def test_fitted_values_of_a_group_constant_random_coefficient(value):
+    """A single random coefficient on a column constant in every group (the intercept,
+    or a per-slide dose): fitted = X beta + z_g b_g, whatever the constant."""
+    g, X, y = _simulate(1)
+    Z = np.full((len(y), 1), value)
+    fit = fit_lmm(X, y, np.ones_like(y), Z, [Level(g, 25, (0,))])
+    b = fit.random_effects[0][:, 0]
+    np.testing.assert_allclose(fit.fitted, X @ fit.params + value * b[g], rtol=1e-12)
