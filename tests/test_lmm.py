@@ -1,5 +1,7 @@
 """The inner weighted LMM solver against statsmodels' MixedLM and a dense computation."""
 
+import warnings
+
 import numpy as np
 import pytest
 import statsmodels.api as sm
@@ -192,7 +194,9 @@ def test_scalar_optimum_by_newton_or_brent_is_the_same(monkeypatch):
     fast, ok = opt._optimize_scalar(red, 0.5)
     assert ok and not calls                           # Newton finished: no Brent
     monkeypatch.setattr(opt, "_NEWTON_STEPS", 0)      # Newton cannot finish: Brent
-    slow, ok2 = opt._optimize_scalar(red, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                # Brent's options are all known ones
+        slow, ok2 = opt._optimize_scalar(red, 0.5)
     assert ok2 and calls
     np.testing.assert_allclose(fast, slow, rtol=1e-9)
     # and it is a minimum: the slope in log(l^2) vanishes there
