@@ -161,9 +161,9 @@ def theta_ml(y: np.ndarray, mu: np.ndarray, theta0: float | None = None, tol: fl
         hess = -(t ** 2) * info + t * score
         step = -grad / hess if hess < 0 else np.sign(grad) * 1.0
         step = float(np.clip(step, -2.0, 2.0))
+        # from t <= POISSON_SIDE a step of at most 2 cannot reach THETA_MAX: the
+        # cap is met only through the Poisson-side check above
         log_t += step
-        if log_t >= np.log(THETA_MAX):
-            return THETA_MAX, _score_info(THETA_MAX, y, mu, table)[1]
         if abs(step) < tol:
             break
     t = float(np.exp(log_t))
@@ -370,7 +370,6 @@ class _JointPass:
     def __init__(self, y: np.ndarray, XT: np.ndarray, offset: np.ndarray | None,
                  beta: np.ndarray, theta: float, table: _CountTable) -> None:
         p = XT.shape[0]
-        self.theta = theta
         # per row: the two weight vectors of the p x p blocks stacked, and the
         # two of the gradient and the cross term, so that each block needs one
         # product for each pair
