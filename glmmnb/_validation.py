@@ -22,7 +22,7 @@ __all__ = [
     "check_fit_finite", "check_fit_kwargs", "check_model_kwargs",
     "check_alpha", "check_level", "check_array_inputs", "exog_re_matrix",
     "check_ddf_method", "DDF_METHODS", "check_variance_hessian", "check_choice",
-    "count_problems", "check_new_data", "check_new_design",
+    "count_problems", "check_new_data", "check_new_design", "categorical_of",
 ]
 
 THETA_RUNAWAY = 1e-4
@@ -289,15 +289,22 @@ def check_groups(groups, nobs, name="groups"):
     return groups
 
 
+def categorical_of(values):
+    """``values`` as a pandas Categorical if it holds one (a Series or an array), else None."""
+    if not isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        return None
+    return values.array if isinstance(values, pd.Series) else pd.Categorical(values)
+
+
 def _used_labels(given, labels):
     """The labels whose kinds are checked: a Categorical's used categories, else every label.
 
     A Categorical holds each distinct label once, so its kinds are read from
     a few thousand categories instead of a million rows.
     """
-    if not isinstance(getattr(given, "dtype", None), pd.CategoricalDtype):
+    cat = categorical_of(given)
+    if cat is None:
         return labels
-    cat = given.array if isinstance(given, pd.Series) else pd.Categorical(given)
     codes = np.asarray(cat.codes)
     used = np.bincount(codes[codes >= 0], minlength=len(cat.categories)) > 0
     return np.asarray(cat.categories, dtype=object)[used]

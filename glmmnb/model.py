@@ -735,9 +735,9 @@ def _category_codes(groups):
     Only a Categorical whose categories are sorted, all used and never
     missing has the codes and labels that factorizing its values would give.
     """
-    if not isinstance(getattr(groups, "dtype", None), pd.CategoricalDtype):
+    cat = _validation.categorical_of(groups)
+    if cat is None:
         return None
-    cat = groups.array if isinstance(groups, pd.Series) else pd.Categorical(groups)
     codes = np.asarray(cat.codes, dtype=np.intp)
     cats = cat.categories
     if len(codes) == 0 or not cats.is_monotonic_increasing or codes.min() < 0 \
