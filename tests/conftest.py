@@ -93,6 +93,15 @@ def fit_case(data, expected, **fit_kwargs):
     return model.fit(**fit_kwargs)
 
 
+def lmm_reducer(levels, X, Z, z, w):
+    """The inner LMM's profiled deviance (``core.lmm._Reducer``) of one working data set."""
+    from glmmnb.core._blocks import sum_log
+    from glmmnb.core.lmm import _Reducer, _row_structure
+
+    T = _row_structure(X, Z, levels).crossproducts(z, w)
+    return _Reducer(T, levels, len(z), X.shape[1], float(sum_log(w)))
+
+
 def printed_random_effect(text, label):
     """The variance and SD a summary prints on the line of one random effect."""
     line = next(ln for ln in text.splitlines() if ln.strip().startswith(label))

@@ -228,9 +228,7 @@ def test_three_coefficients_inner_fit_on_rs_working_data():
 
     import pandas as pd
 
-    from conftest import DATA
-    from glmmnb.core._blocks import sum_log
-    from glmmnb.core.lmm import _Reducer, _row_structure
+    from conftest import DATA, lmm_reducer
 
     folder = DATA / "r" / "x10_three_coefficients"
     d = pd.read_csv(folder / "data.csv")
@@ -242,8 +240,7 @@ def test_three_coefficients_inner_fit_on_rs_working_data():
     z, w = work["zz"].to_numpy(), 1.0 / work["invwt"].to_numpy()
     levels = [Level(codes, len(labels), (0, 1, 2))]
     fit = fit_lmm(X, z, w, Z, levels)
-    red = _Reducer(_row_structure(X, Z, levels).crossproducts(z, w), levels, len(z), 4,
-                   sum_log(w))
+    red = lmm_reducer(levels, X, Z, z, w)
     L = np.linalg.cholesky(np.asarray(ref["cov_re"]) / ref["sigma"] ** 2)
     at_r = red.deviance(L[np.tril_indices(3)])
     assert at_r == pytest.approx(-2 * ref["loglik"], rel=1e-12)
@@ -268,16 +265,13 @@ def test_three_coefficients_inner_fit_on_rs_working_data():
 
 
 def _one_row_per_group_reducer():
-    from glmmnb.core._blocks import sum_log
-    from glmmnb.core.lmm import _Reducer, _row_structure
+    from conftest import lmm_reducer
 
     rng = np.random.default_rng(0)
     n = 30
     X = np.column_stack([np.ones(n), rng.normal(size=n)])
     levels = [Level(np.arange(n), n, (0,))]
-    w = np.ones(n)
-    T = _row_structure(X, np.ones((n, 1)), levels).crossproducts(rng.normal(size=n), w)
-    return _Reducer(T, levels, n, 2, sum_log(w))
+    return lmm_reducer(levels, X, np.ones((n, 1)), rng.normal(size=n), np.ones(n))
 
 
 def test_an_exact_fit_is_an_infinite_deviance_not_minus_infinity():

@@ -3,14 +3,9 @@
 import numpy as np
 import pytest
 
-from glmmnb.core._blocks import sum_log
-from glmmnb.core.lmm import Level, _Reducer, _row_structure, fit_lmm
+from conftest import lmm_reducer as _reducer
+from glmmnb.core.lmm import Level, fit_lmm
 from glmmnb.core.lmm_optimize import _nested_gradient
-
-
-def _reducer(levels, X, Z, z, w):
-    T = _row_structure(X, Z, levels).crossproducts(z, w)
-    return _Reducer(T, levels, len(z), X.shape[1], float(sum_log(w)))
 
 
 def _data(seed=3, n=600):
